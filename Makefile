@@ -1,0 +1,85 @@
+# Every routine job of the stack, for people and CI. `make` alone lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV    ?= .venv
+PYTHON  := $(VENV)/bin/python
+PYTEST  := $(PYTHON) -m pytest
+COMPOSE := docker compose
+PROD    := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
+# Compose v2 from the test venv when the docker CLI has no compose plugin.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help deps venv certs secrets docker-check up down logs ps prod-up prod-down \
+        native-up native-down lint test test-backend test-static test-e2e test-compose
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install the Debian packages the native tiers need (skips what is there)
+	@scripts/install-deps.sh
+
+venv: $(VENV)/.installed ## Create the test venv (.venv) from tests/requirements.txt
+
+$(VENV)/.installed: tests/requirements.txt backend/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+certs: ## Create the dev CA and server certificate in certs/ (keeps valid ones)
+	@scripts/make-certs.sh
+
+secrets: ## Create random database passwords in secrets/ (keeps existing ones)
+	@scripts/make-secrets.sh
+
+docker-check:
+	@docker info >/dev/null 2>&1 || { echo "Docker engine not reachable: install Docker (docker.io) and start it, or use 'make native-up'." >&2; exit 1; }
+
+up: docker-check certs secrets ## Start the dev stack (hot reload, self-signed TLS) and wait until healthy
+	$(COMPOSE) up -d --build --wait
+	@echo "Stack up: https://localhost:$${HTTPS_PORT:-443}/  (trust certs/dev-ca.crt)"
+
+down: docker-check ## Stop the dev stack (keeps the database volume)
+	$(COMPOSE) down
+
+logs: docker-check ## Follow the dev stack's logs
+	$(COMPOSE) logs -f --tail=100
+
+ps: docker-check ## Show the dev stack's services and health
+	$(COMPOSE) ps
+
+prod-up: docker-check secrets ## Start production on this host (needs SERVER_NAME and certs/server.{crt,key})
+	$(PROD) up -d --build --wait
+
+prod-down: docker-check ## Stop production (keeps the database volume)
+	$(PROD) down
+
+native-up: deps venv certs secrets ## Run the whole stack as local processes on 127.0.0.1 (no Docker)
+	$(PYTHON) -m tests.stack.native up
+
+native-down: venv ## Stop what native-up started and remove its run directory
+	$(PYTHON) -m tests.stack.native down
+
+lint: venv ## Static tier: ruff, hadolint, nginx -t and the compose policy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint backend/Dockerfile proxy/Dockerfile
+	$(PYTEST) tests/static
+
+test-backend: deps venv ## Tier 1: the backend against a real MariaDB
+	$(PYTEST) tests/backend
+
+test-static: lint ## Tier 3 (same as lint)
+
+test-e2e: deps venv ## Tier 2: end-to-end against the native stack
+	$(PYTEST) tests/e2e -m "not compose"
+
+test-compose: venv ## Tier 4: end-to-end and container checks against compose (dev+prod)
+	images="$$(scripts/prepare-docker.sh)"; export $$images; \
+	$(PYTEST) tests/e2e tests/containers -m compose
+
+test: deps venv lint ## Every tier: static, backend, native e2e, compose e2e
+	images="$$(scripts/prepare-docker.sh)"; export $$images; \
+	$(PYTEST) tests/backend tests/e2e tests/containers

@@ -1,0 +1,77 @@
+"""Database engine: one per process, one transaction per request.
+
+Each gunicorn worker builds its app, and so its engine, after the fork (preload is off). Should
+an engine exist before a fork anyway (GUNICORN_PRELOAD=1, or any forking server), the child
+drops the inherited pool without closing the parent's sockets (dispose(close=False)).
+"""
+
+import os
+import weakref
+
+from flask import current_app, g
+from sqlalchemy import create_engine
+
+_engines = weakref.WeakSet()
+
+
+def _dispose_inherited_pools():
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_dispose_inherited_pools)
+
+
+def connect_args(config):
+    return {
+        "connect_timeout": config.connect_timeout,
+        # A query that hangs on a half-dead server fails instead of pinning a worker forever.
+        "read_timeout": 30,
+        "write_timeout": 30,
+        # Timestamps are stored and returned in UTC, whatever the server's time zone.
+        "init_command": "SET time_zone = '+00:00'",
+    }
+
+
+def make_engine(config):
+    engine = create_engine(
+        config.database_url,
+        # Checks a connection before use, so a restarted server costs one retry, not an error.
+        pool_pre_ping=True,
+        pool_recycle=config.pool_recycle,
+        pool_size=config.pool_size,
+        max_overflow=config.max_overflow,
+        pool_timeout=config.pool_timeout,
+        connect_args=connect_args(config),
+    )
+    _engines.add(engine)
+    return engine
+
+
+def init_app(app, engine):
+    app.extensions["db_engine"] = engine
+
+    # Commit before the response leaves, so a failed commit answers 500, never a false 201.
+    @app.after_request
+    def _commit(response):
+        conn = g.get("db_conn")
+        if conn is not None and conn.in_transaction():
+            if response.status_code < 400:
+                conn.commit()
+            else:
+                conn.rollback()
+        return response
+
+    @app.teardown_request
+    def _release(exc):
+        conn = g.pop("db_conn", None)
+        if conn is not None:
+            conn.close()  # back to the pool; rolls back anything left open
+
+
+def connection():
+    """The request's connection; its transaction commits at the end of a successful request."""
+    if "db_conn" not in g:
+        g.db_conn = current_app.extensions["db_engine"].connect()
+    return g.db_conn

@@ -1,0 +1,70 @@
+"""Logging: JSON lines on stdout; each request's lines carry its request id.
+
+The id comes from the X-Request-ID header (nginx sets it to $request_id), or is generated,
+and is echoed in the response.
+"""
+
+import json
+import logging
+import re
+import sys
+import uuid
+from datetime import UTC, datetime
+
+from flask import g, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Anything else (too long, quotes, control characters) is replaced, so it cannot forge log lines.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id():
+    """The current request's id, or None outside a request."""
+    if not has_request_context():
+        return None
+    if "request_id" not in g:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    return g.request_id
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, extra `fields`."""
+
+    def format(self, record):
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None) or request_id()
+        if rid:
+            entry["request_id"] = rid
+        entry.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level="INFO"):
+    """Send every logger to stdout as JSON (idempotent: replaces its own handler)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_app_json", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    handler._app_json = True
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def init_app(app):
+    @app.before_request
+    def _assign_request_id():
+        request_id()
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers[REQUEST_ID_HEADER] = request_id()
+        return response

@@ -1,0 +1,99 @@
+"""`python -m app.migrate`: alembic upgrade head as DB_USER (the migrator account).
+
+The database can report healthy before its init scripts have created the accounts, so the
+first connection is retried with exponential backoff for up to MIGRATE_TIMEOUT seconds (60).
+Sample posts are inserted only when SEED_SAMPLE_POSTS=1 and the table is empty.
+"""
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from . import posts
+from .config import Config, ConfigError
+from .db import connect_args
+from .logging import configure_logging
+
+log = logging.getLogger("app.migrate")
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+SAMPLE_POSTS = [
+    ("Welcome", "This post was seeded because SEED_SAMPLE_POSTS=1 (development only)."),
+    ("Escaping works", "<script>alert('this stays text')</script>"),
+    ("Unicode", "Emoji 🎉 and right-to-left: שלום"),
+]
+
+
+def connect_with_backoff(engine, timeout, first_delay=0.5, max_delay=5.0):
+    """Open a connection, retrying OperationalError with exponential backoff until timeout."""
+    deadline = time.monotonic() + timeout
+    delay, attempt = first_delay, 1
+    while True:
+        try:
+            return engine.connect()
+        except OperationalError as exc:
+            remaining = deadline - time.monotonic()
+            reason = exc.orig.args if exc.orig is not None else exc
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"database not reachable as this account after {timeout:g}s "
+                    f"({attempt} attempts); last error: {reason}; check DB_HOST, DB_PORT, "
+                    "DB_USER and its password file, and that db/initdb.d created the account"
+                ) from None
+            wait = min(delay, max_delay, remaining)
+            log.warning(
+                "database not ready (attempt %d: %s); retry in %.1fs", attempt, reason, wait
+            )
+            time.sleep(wait)
+            delay, attempt = delay * 2, attempt + 1
+
+
+def seed(conn):
+    if conn.execute(sa.select(sa.func.count()).select_from(posts.posts)).scalar():
+        log.info("posts table is not empty; sample posts skipped")
+        return
+    for title, body in SAMPLE_POSTS:
+        posts.create_post(conn, title, body)
+    log.info("inserted %d sample posts", len(SAMPLE_POSTS))
+
+
+def main():
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    try:
+        config = Config.from_env()
+        timeout = float(os.environ.get("MIGRATE_TIMEOUT", "60"))
+    except (ConfigError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+
+    engine = sa.create_engine(
+        config.database_url, poolclass=NullPool, connect_args=connect_args(config)
+    )
+    log.info("migrating %s", config.safe_url)
+    try:
+        with connect_with_backoff(engine, timeout) as conn:
+            alembic_cfg = AlembicConfig(str(ALEMBIC_INI))
+            alembic_cfg.attributes["connection"] = conn
+            command.upgrade(alembic_cfg, "head")
+            conn.commit()
+            if config.seed_sample_posts:
+                seed(conn)
+                conn.commit()
+    except TimeoutError as exc:
+        log.error("migrate failed: %s", exc)
+        return 1
+    finally:
+        engine.dispose()
+    log.info("database schema is at head")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

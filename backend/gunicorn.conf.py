@@ -1,0 +1,98 @@
+"""Gunicorn settings: every knob from a GUNICORN_* variable, with production defaults.
+
+Run from anywhere: `gunicorn -c backend/gunicorn.conf.py` (chdir makes `app` importable).
+"""
+
+import os
+import sys
+
+from gunicorn import glogging
+
+here = os.path.dirname(os.path.abspath(__file__))
+if here not in sys.path:
+    sys.path.insert(0, here)
+
+from app.config import Config, ConfigError  # noqa: E402
+from app.logging import JsonFormatter  # noqa: E402
+
+
+def env(name, default):
+    return os.environ.get(name, default)
+
+
+chdir = here
+wsgi_app = "app:create_app()"
+bind = env("GUNICORN_BIND", "0.0.0.0:8000").split(",")
+
+# Database budget: workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW) x replicas < max_connections
+# (asserted by tests/backend/test_pool_budget.py against the live server).
+workers = int(env("GUNICORN_WORKERS", "2"))
+# Measured (2-core VM, 2 workers, `wrk -t2 -c16 -d10s` GET /api/posts with 20 rows, 2 runs
+# each): sync 465 and 544 req/s; gthread x4 threads 271 and 314; gthread x2 243 and 269.
+# sync wins (no GIL contention between threads) and nginx buffers slow clients, so its
+# one-request-per-worker limit costs nothing here; GUNICORN_WORKER_CLASS=gthread stays possible.
+worker_class = env("GUNICORN_WORKER_CLASS", "sync")
+# More than 1 turns sync into gthread; with gthread keep threads <= DB_POOL_SIZE.
+threads = int(env("GUNICORN_THREADS", "1"))
+
+# A request that takes longer than this is stuck: the worker is killed and replaced.
+timeout = int(env("GUNICORN_TIMEOUT", "30"))
+# Below compose's stop_grace_period (30s), so in-flight requests finish before SIGKILL.
+graceful_timeout = int(env("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# gthread only (sync closes after each response): longer than nginx's upstream
+# keepalive_timeout (60s), so nginx closes idle connections, never gunicorn under a request.
+keepalive = int(env("GUNICORN_KEEPALIVE", "75"))
+# Recycle workers now and then (bounded memory growth); jitter keeps them from restarting together.
+max_requests = int(env("GUNICORN_MAX_REQUESTS", "1000"))
+max_requests_jitter = int(env("GUNICORN_MAX_REQUESTS_JITTER", "100"))
+# The heartbeat file lives in RAM: faster, and works with a read-only root filesystem.
+worker_tmp_dir = env("GUNICORN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S108
+# Each worker builds its app and engine after the fork; with preload, app.db disposes the
+# inherited pool in the child (os.register_at_fork), so no socket is shared across processes.
+preload_app = env("GUNICORN_PRELOAD", "0") == "1"
+# No runtime control socket: nothing to write on a read-only root, nothing to secure.
+control_socket_disable = True
+
+accesslog = env("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+loglevel = env("LOG_LEVEL", "info").lower()
+
+
+class JsonLogger(glogging.Logger):
+    """Gunicorn's own and access lines as JSON; access lines carry the request id."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers + self.access_log.handlers:
+            handler.setFormatter(JsonFormatter())
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        headers = {name.lower(): value for name, value in resp.headers}
+        status = str(resp.status).split(None, 1)[0]
+        fields = {
+            # REMOTE_ADDR after ProxyFix: the client address nginx saw.
+            "remote_addr": environ.get("REMOTE_ADDR"),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "query": environ.get("QUERY_STRING"),
+            "status": int(status) if status.isdigit() else status,
+            "duration_ms": round(request_time.total_seconds() * 1000, 2),
+            "bytes": getattr(resp, "sent", None),
+            "user_agent": environ.get("HTTP_USER_AGENT"),
+        }
+        extra = {"request_id": headers.get("x-request-id"), "fields": fields}
+        self.access_log.info("request", extra=extra)
+
+
+logger_class = JsonLogger
+
+
+def on_starting(server):
+    # Fail fast in the master with one line naming the problem, not once per worker.
+    try:
+        Config.from_env()
+    except ConfigError as exc:
+        server.log.error("%s", exc)
+        sys.exit(1)

@@ -1,0 +1,172 @@
+"""Tier 1 fixtures: one real MariaDB per session, migrated by `python -m app.migrate` as the
+migrator account; the app under test connects as the app account (DML only)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+import requests
+
+from app import create_app
+from app.config import Config
+from tests.stack.mariadb import MariaDB, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BACKEND = REPO / "backend"
+
+
+@pytest.fixture(scope="session")
+def secrets_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("secrets") / "secrets"
+    subprocess.run(
+        [str(REPO / "scripts" / "make-secrets.sh")],
+        env=dict(os.environ, SECRETS_DIR=str(path)),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory, secrets_dir):
+    db = MariaDB(tmp_path_factory.mktemp("mariadb"), secrets_dir)
+    db.start(timeout=60)
+    yield db
+    db.stop()
+
+
+def db_env(mariadb, secrets_dir, user):
+    """The backend's environment for one account, as compose gives it."""
+    return {
+        "DB_HOST": mariadb.host,
+        "DB_PORT": str(mariadb.port),
+        "DB_NAME": mariadb.database,
+        "DB_USER": user,
+        "DB_PASSWORD_FILE": str(secrets_dir / f"db_{user}_password"),
+    }
+
+
+@pytest.fixture(scope="session")
+def migrator_env(mariadb, secrets_dir):
+    return db_env(mariadb, secrets_dir, "migrator")
+
+
+@pytest.fixture(scope="session")
+def app_env(mariadb, secrets_dir):
+    return db_env(mariadb, secrets_dir, "app")
+
+
+def run_migrate(env, timeout=90):
+    return subprocess.run(
+        [sys.executable, "-m", "app.migrate"],
+        cwd=BACKEND,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated(migrator_env):
+    result = run_migrate({**migrator_env, "SEED_SAMPLE_POSTS": "0"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def app(migrated, app_env):
+    app = create_app(Config.from_env(app_env))
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def connect(env, **kwargs):
+    """A direct PyMySQL connection with the account described by a db_env()."""
+    return pymysql.connect(
+        host=env["DB_HOST"],
+        port=int(env["DB_PORT"]),
+        user=env["DB_USER"],
+        password=Path(env["DB_PASSWORD_FILE"]).read_text(),
+        database=env["DB_NAME"],
+        charset="utf8mb4",
+        connect_timeout=5,
+        **kwargs,
+    )
+
+
+class Gunicorn:
+    """A real `gunicorn -c gunicorn.conf.py` on a free loopback port, logging to a file."""
+
+    def __init__(self, env, log_file, workers=2):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_file = log_file
+        env = {
+            **os.environ,
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(workers),
+        }
+        with open(log_file, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                cwd=BACKEND,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_healthy(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"gunicorn not healthy on {self.url} within {timeout}s:\n{self.log()}")
+
+    def log(self):
+        return Path(self.log_file).read_text(errors="replace")
+
+    def json_lines(self):
+        lines = []
+        for line in self.log().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                lines.append({"unparsed": line})
+        return lines
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def gunicorn(migrated, app_env, tmp_path_factory):
+    server = Gunicorn(app_env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
+    server.wait_healthy()
+    yield server
+    server.stop()

@@ -1,0 +1,125 @@
+"""Every 4xx/5xx is JSON {"error", "message", "request_id"}; no internals leak."""
+
+import io
+import json
+import logging
+
+import pytest
+
+from app import create_app
+from app.config import Config
+from app.logging import JsonFormatter
+
+
+def assert_error(response, status, error=None):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    data = response.get_json()
+    assert {"error", "message", "request_id"} <= data.keys()
+    assert data["request_id"] == response.headers["X-Request-ID"]
+    if error:
+        assert data["error"] == error
+    return data
+
+
+def test_malformed_json_is_400(client):
+    response = client.post("/api/posts", data="{not json", content_type="application/json")
+    assert_error(response, 400, "malformed_json")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_wrong_content_type_is_415(client, content_type):
+    response = client.post("/api/posts", data="title=x&body=y", content_type=content_type)
+    assert_error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"body": "no title"}, "title"),
+        ({"title": "", "body": "x"}, "title"),
+        ({"title": "   ", "body": "x"}, "title"),
+        ({"title": "x" * 201, "body": "x"}, "title"),
+        ({"title": 5, "body": "x"}, "title"),
+        ({"title": "x"}, "body"),
+        ({"title": "x", "body": None}, "body"),
+        ({"title": "x", "body": "x" * 10_001}, "body"),
+        ({"title": "x", "body": "x", "author": "me"}, "author"),
+    ],
+)
+def test_invalid_post_is_422_naming_the_field(client, payload, field):
+    data = assert_error(client.post("/api/posts", json=payload), 422, "validation_failed")
+    assert data["field"] == field
+    assert field in data["message"]
+
+
+def test_update_is_validated_like_create(client):
+    post = client.post("/api/posts", json={"title": "t", "body": "b"}).get_json()
+    response = client.put(f"/api/posts/{post['id']}", json={"title": "", "body": "b"})
+    assert assert_error(response, 422)["field"] == "title"
+
+
+def test_json_that_is_not_an_object_is_422(client):
+    assert_error(client.post("/api/posts", json=["title", "body"]), 422, "validation_failed")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=", "limit"),
+        ("offset=-5", "offset"),
+        ("offset=1.5", "offset"),
+    ],
+)
+def test_bad_paging_values_are_422_naming_the_parameter(client, query, field):
+    assert assert_error(client.get(f"/api/posts?{query}"), 422)["field"] == field
+
+
+def test_unknown_post_id_is_404(client):
+    assert_error(client.get("/api/posts/999999999"), 404, "not_found")
+    assert_error(client.put("/api/posts/999999999", json={"title": "t", "body": "b"}), 404)
+
+
+def test_unknown_url_is_404_json(client):
+    assert_error(client.get("/no/such/page"), 404, "not_found")
+
+
+def test_wrong_method_is_405_with_allow_header(client):
+    response = client.patch("/api/posts")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_oversized_body_is_413_json(client):
+    response = client.post("/api/posts", json={"title": "x", "body": "x" * 200_000})
+    assert_error(response, 413)
+
+
+def test_unexpected_exception_is_500_without_traceback_but_logged(app_env):
+    app = create_app(Config.from_env(app_env))
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("internal detail xyzzy")
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("app.errors").addHandler(handler)
+    try:
+        response = app.test_client().get("/boom", headers={"X-Request-ID": "boom-1"})
+    finally:
+        logging.getLogger("app.errors").removeHandler(handler)
+        app.extensions["db_engine"].dispose()
+
+    data = assert_error(response, 500, "internal_error")
+    assert "xyzzy" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+    line = json.loads(stream.getvalue().splitlines()[0])
+    assert line["request_id"] == data["request_id"] == "boom-1"
+    assert "Traceback" in line["exc_info"]
+    assert "xyzzy" in line["exc_info"]

@@ -1,0 +1,68 @@
+"""Liveness never touches the database; readiness follows it, and recovers by itself."""
+
+import time
+
+import requests
+
+from app import create_app
+from app.config import Config
+from tests.stack.mariadb import free_port
+
+
+def test_healthz_answers_without_a_database_and_readyz_says_why_not(app_env):
+    unreachable = {**app_env, "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "2"}
+    app = create_app(Config.from_env(unreachable))
+    client = app.test_client()
+    try:
+        assert client.get("/healthz").status_code == 200
+        response = client.get("/readyz")
+    finally:
+        app.extensions["db_engine"].dispose()
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error"] == "database_unavailable"
+    assert "OperationalError" in body["message"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_debug_is_off_outside_the_dev_target(app):
+    assert app.debug is False
+
+
+def test_readyz_is_200_when_the_database_answers(client):
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def wait_for_status(url, status, timeout):
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            seen = requests.get(url, timeout=5).status_code
+        except requests.RequestException as exc:
+            seen = repr(exc)
+        if seen == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {seen})")
+
+
+def test_readyz_is_503_while_db_is_stopped_and_200_after_restart_same_gunicorn(gunicorn, mariadb):
+    readyz = f"{gunicorn.url}/readyz"
+    wait_for_status(readyz, 200, timeout=10)
+    master_pid = gunicorn.proc.pid
+    try:
+        mariadb.stop()
+        # Several requests, so that both workers see the outage through their own pools.
+        for _ in range(6):
+            response = requests.get(readyz, timeout=15)
+            assert response.status_code == 503
+            assert response.json()["error"] == "database_unavailable"
+        assert requests.get(f"{gunicorn.url}/healthz", timeout=5).status_code == 200
+    finally:
+        mariadb.start()
+    wait_for_status(readyz, 200, timeout=30)
+    assert gunicorn.proc.poll() is None and gunicorn.proc.pid == master_pid
+    # The API works again too, through pools whose old connections died with the server.
+    for _ in range(6):
+        assert requests.get(f"{gunicorn.url}/api/posts?limit=1", timeout=10).status_code == 200

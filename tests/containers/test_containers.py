@@ -1,0 +1,178 @@
+"""Tier 4: what only running containers can answer (docker inspect, docker compose exec).
+
+Every negative network check has a positive control beside it that proves the probe works.
+"""
+
+import json
+import subprocess
+from datetime import datetime
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.compose
+
+LONG_RUNNING = ("proxy", "backend", "db")
+# Which secrets each service consumes, and the user it reads them as.
+CONSUMERS = {
+    "backend": ["db_app_password"],
+    "migrate": ["db_migrator_password"],
+    "db": ["db_root_password", "db_migrator_password", "db_app_password", "db_backup_password"],
+}
+
+
+@pytest.fixture(scope="module")
+def stack(compose_stack):
+    return compose_stack
+
+
+@pytest.fixture(scope="module")
+def containers(stack):
+    return {service: stack.inspect(service) for service in stack.services}
+
+
+def all_containers(containers):
+    return [(service, c) for service, items in containers.items() for c in items]
+
+
+def test_every_container_runs_as_non_root(containers):
+    for service, c in all_containers(containers):
+        assert c["Config"]["User"].split(":")[0] not in ("", "0", "root"), service
+
+
+@pytest.mark.parametrize("service,uid", [("proxy", "101"), ("backend", "10001"), ("db", "999")])
+def test_processes_really_run_as_the_service_user(stack, service, uid):
+    result = stack.exec(service, "id", "-u", check=True)
+    assert result.stdout.strip() == uid
+
+
+def test_every_container_is_locked_down(containers):
+    for service, c in all_containers(containers):
+        host = c["HostConfig"]
+        assert host["ReadonlyRootfs"] is True, f"{service}: writable root filesystem"
+        assert host["CapDrop"] == ["ALL"], f"{service}: capabilities kept"
+        assert not host.get("CapAdd"), f"{service}: capabilities added"
+        assert "no-new-privileges:true" in (host.get("SecurityOpt") or []), service
+        assert host["Privileged"] is False, service
+
+
+def test_every_container_has_memory_cpu_and_pids_limits(containers):
+    for service, c in all_containers(containers):
+        host = c["HostConfig"]
+        assert host["Memory"] > 0, f"{service}: no memory limit"
+        assert host["NanoCpus"] > 0, f"{service}: no CPU limit"
+        assert (host.get("PidsLimit") or 0) > 0, f"{service}: no pids limit"
+        assert host["LogConfig"]["Config"].get("max-size"), f"{service}: no log rotation"
+
+
+def test_long_running_containers_restart_by_themselves(containers):
+    for service in LONG_RUNNING:
+        for c in containers[service]:
+            assert c["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", service
+
+
+def test_only_the_proxy_publishes_ports(containers):
+    published = {
+        service
+        for service, c in all_containers(containers)
+        if any(bindings for bindings in (c["NetworkSettings"]["Ports"] or {}).values())
+    }
+    assert published == {"proxy"}
+
+
+def test_all_services_are_healthy_and_migrate_finished_first(containers):
+    for service in LONG_RUNNING:
+        for c in containers[service]:
+            assert c["State"]["Health"]["Status"] == "healthy", service
+    (migrate,) = containers["migrate"]
+    assert migrate["State"]["Status"] == "exited"
+    assert migrate["State"]["ExitCode"] == 0
+    finished = _time(migrate["State"]["FinishedAt"])
+    for backend in containers["backend"]:
+        assert _time(backend["State"]["StartedAt"]) >= finished
+
+
+def _time(stamp):
+    return datetime.fromisoformat(stamp[:26].rstrip("Z"))
+
+
+def _network_ip(container, network_suffix):
+    for name, net in container["NetworkSettings"]["Networks"].items():
+        if name.endswith(network_suffix):
+            return net["IPAddress"]
+    raise AssertionError(f"not on *{network_suffix}")
+
+
+def test_proxy_can_neither_resolve_nor_reach_the_database(stack, containers):
+    db_ip = _network_ip(containers["db"][0], "_dbnet")
+    # Positive controls: the same tools work against the backend.
+    assert stack.exec("proxy", "getent", "hosts", "backend").returncode == 0
+    assert stack.exec("proxy", "nc", "-z", "-w", "3", "backend", "8000").returncode == 0
+    assert stack.exec("proxy", "getent", "hosts", "db").returncode != 0
+    assert stack.exec("proxy", "nc", "-z", "-w", "3", db_ip, "3306").returncode != 0
+
+
+CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)"
+
+
+def test_backend_reaches_the_database(stack):
+    assert stack.exec("backend", "python", "-c", CONNECT, "db", "3306").returncode == 0
+
+
+HAS_DEFAULT_ROUTE = ["sh", "-c", "awk '$2 == \"00000000\"' /proc/net/route | grep -q ."]
+
+
+@pytest.mark.parametrize("service", ["backend", "db"])
+def test_internal_services_have_no_route_out(stack, service):
+    # Internal networks get no gateway: without a default route nothing leaves the host.
+    # Positive control: the proxy, also on the public frontnet, has one.
+    assert stack.exec("proxy", *HAS_DEFAULT_ROUTE).returncode == 0
+    assert stack.exec(service, *HAS_DEFAULT_ROUTE).returncode == 1
+
+
+def _secret_values(stack):
+    return {p.name: p.read_text() for p in stack.secrets_dir.iterdir()}
+
+
+@pytest.mark.parametrize("service", sorted(CONSUMERS))
+def test_each_secret_is_readable_by_its_consumer(stack, service):
+    values = _secret_values(stack)
+    if service == "migrate":
+        pytest.skip("migrate has exited; it read its secret to run (exit code 0 checked above)")
+    for name in CONSUMERS[service]:
+        result = stack.exec(service, "cat", f"/run/secrets/{name}", check=True)
+        assert result.stdout == values[name]
+
+
+def test_no_secret_in_any_environment_or_image(stack, containers):
+    values = _secret_values(stack).values()
+    for service, c in all_containers(containers):
+        env = "\n".join(c["Config"]["Env"] or [])
+        assert not [v for v in values if v in env], f"{service}: secret in environment"
+        image = subprocess.run(
+            ["docker", "image", "inspect", c["Image"]], capture_output=True, text=True, check=True
+        ).stdout
+        history = subprocess.run(
+            ["docker", "history", "--no-trunc", c["Image"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert not [v for v in values if v in image + history], f"{service}: secret in image"
+
+
+def test_two_backend_replicas_serve_requests(stack, containers):
+    replicas = {_network_ip(c, "_appnet") for c in containers["backend"]}
+    assert len(replicas) == 2
+    session = requests.Session()
+    session.verify = stack.ca_bundle
+    for _ in range(20):
+        assert session.get(f"{stack.base_url}/api/posts?limit=1", timeout=10).status_code == 200
+    upstreams = set()
+    for line in stack.logs("proxy").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        upstreams.add(str(entry.get("upstream_addr", "")).rsplit(":", 1)[0])
+    assert replicas <= upstreams

@@ -1,0 +1,92 @@
+"""The `stack` fixture (one per runtime) and a `client` that speaks HTTPS to it.
+
+Every e2e test takes `stack` (tests.stack.Stack) and talks to nginx only, trusting the dev CA.
+"native": processes on 127.0.0.1 (tests/stack/native.py); "compose": the containers
+(tests/stack/compose.py), marked `compose` and skipped where Docker is unavailable.
+"""
+
+import signal
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from tests.stack import Stack
+from tests.stack.native import NativeStack, free_port
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def teardown_on_sigterm():
+    """A SIGTERM (CI timeout, `kill`) ends the session like Ctrl-C: fixtures are torn down, so no
+    stack process outlives the tests. Only replaces the default action, never another handler."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture(
+    scope="session",
+    params=["native", pytest.param("compose", marks=pytest.mark.compose)],
+)
+def stack(request, tmp_path_factory) -> Stack:
+    if request.param == "compose":
+        # The root conftest's compose_stack skips with the reason when there is no Docker engine.
+        running = request.getfixturevalue("compose_stack")
+    else:
+        # Certificates and secrets made by scripts/make-certs.sh and make-secrets.sh for this
+        # session (fixtures of tests/conftest.py), never the developer's own.
+        running = NativeStack(
+            tmp_path_factory.mktemp("native"),
+            http_port=free_port(),
+            https_port=free_port(),
+            certs_dir=request.getfixturevalue("certs_dir"),
+            secrets_dir=request.getfixturevalue("secrets_dir"),
+        )
+        request.addfinalizer(running.down)  # also when up() or a test fails
+        running.up()
+    assert isinstance(running, Stack), f"{type(running).__name__} lacks part of tests.stack.Stack"
+    return running
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connections from a given local address (natively 127.0.0.2: not the proxy's 127.0.0.1)."""
+
+    def __init__(self, source_address: str, **kwargs):
+        self.source_address = source_address
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source_address, 0)
+        return super().init_poolmanager(*args, **kwargs)
+
+    def send(self, request, timeout=None, **kwargs):
+        # No request may hang a test run: 10 s unless the test says otherwise.
+        return super().send(request, timeout=timeout or 10, **kwargs)
+
+
+def make_client(stack: Stack) -> requests.Session:
+    session = requests.Session()
+    # REQUESTS_CA_BUNDLE and proxy variables of the environment would override `verify`: only
+    # the development CA may vouch for the server.
+    session.trust_env = False
+    session.verify = stack.ca_bundle
+    adapter = SourceAddressAdapter(stack.client_address)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@pytest.fixture
+def client(stack):
+    """A fresh requests.Session per test: no keep-alive connection outlives a reload or a kill."""
+    with make_client(stack) as session:
+        yield session

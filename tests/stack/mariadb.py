@@ -1,0 +1,214 @@
+"""MariaDB as a plain process on loopback: see the MariaDB class."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CONF_D = REPO / "db" / "conf.d"
+INITDB_D = REPO / "db" / "initdb.d"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MariaDB:
+    """MariaDB as a plain process, initialised the way the official image's entrypoint does.
+
+        db = MariaDB(run_dir, secrets_dir)  # secrets_dir: made by scripts/make-secrets.sh
+        db.start(timeout=60)  # first start: install, root password, database, initdb.d
+        db.host, db.port      # 127.0.0.1 and a free port; db.socket is <run_dir>/mariadb.sock
+        db.stop()             # clean shutdown; the datadir is kept, start() brings it back
+        db.is_running, db.wait_ready(timeout), db.log_tail(), db.root_sql("SELECT 1")
+
+    Debian's mariadb-install-db and mariadbd, with <repo>/db/conf.d included, and
+    <repo>/db/initdb.d run with the variables compose gives the db service (init_env) plus
+    MARIADB_ROOT_PASSWORD and MYSQL_UNIX_PORT. Like the entrypoint, root exists only as
+    root@localhost (socket). Runs as root or any user; standard library only. Errors carry the
+    tail of db.log_file.
+    """
+
+    def __init__(self, run_dir, secrets_dir, database="app", port=None):
+        self.run_dir = Path(run_dir).resolve()
+        self.secrets_dir = Path(secrets_dir).resolve()
+        self.database = database
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.datadir = self.run_dir / "data"
+        self.socket = str(self.run_dir / "mariadb.sock")
+        self.pid_file = self.run_dir / "mariadb.pid"
+        self.log_file = self.run_dir / "mariadb.log"
+        self.cnf = self.run_dir / "my.cnf"
+        self._proc = None
+
+    # The environment of the compose db service (contract), for the init scripts.
+    @property
+    def init_env(self):
+        return {
+            "MARIADB_ROOT_PASSWORD_FILE": str(self.secrets_dir / "db_root_password"),
+            "MARIADB_DATABASE": self.database,
+            "DB_MIGRATOR_PASSWORD_FILE": str(self.secrets_dir / "db_migrator_password"),
+            "DB_APP_PASSWORD_FILE": str(self.secrets_dir / "db_app_password"),
+            "DB_BACKUP_PASSWORD_FILE": str(self.secrets_dir / "db_backup_password"),
+        }
+
+    @property
+    def is_running(self):
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout=60):
+        """Start the server (initialising an empty datadir first) and wait until it answers."""
+        if self.is_running:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_cnf()
+        fresh = not (self.datadir / "mysql").is_dir()
+        if fresh:
+            self._run(
+                [
+                    "mariadb-install-db",
+                    f"--defaults-file={self.cnf}",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                "mariadb-install-db",
+            )
+        with open(self.log_file, "ab") as log:
+            self._proc = subprocess.Popen(
+                ["mariadbd", f"--defaults-file={self.cnf}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_ready(timeout)
+        if fresh:
+            self._initialise()
+
+    def stop(self, timeout=30):
+        """Shut the server down cleanly (SIGTERM; SIGKILL after timeout). Keeps the datadir."""
+        if not self.is_running:
+            return
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(10)
+        self._proc = None
+
+    def wait_ready(self, timeout=30):
+        """Wait until the server sends its handshake on the TCP port, or raise with the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc is None or self._proc.poll() is not None:
+                code = None if self._proc is None else self._proc.returncode
+                raise RuntimeError(f"mariadbd is not running (exit {code})\n{self.log_tail()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1) as s:
+                    if s.recv(1):  # the server speaks first: a greeting means it accepts logins
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"mariadbd did not accept connections on {self.host}:{self.port} "
+                    f"within {timeout}s\n{self.log_tail()}"
+                )
+            time.sleep(0.2)
+
+    def log_tail(self, lines=30):
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return f"(no log at {self.log_file})"
+        return f"--- last lines of {self.log_file} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def root_sql(self, sql):
+        """Run SQL as root through the socket (the way the entrypoint does); returns stdout."""
+        return self._run(
+            [
+                "mariadb",
+                f"--defaults-extra-file={self.run_dir / 'root.cnf'}",
+                "--protocol=socket",
+                "-uroot",
+                "--batch",
+                "--skip-column-names",
+            ],
+            "root SQL",
+            input=sql,
+        )
+
+    def _write_cnf(self):
+        user = "user = root\n" if os.geteuid() == 0 else ""
+        self.cnf.write_text(
+            "[mariadbd]\n"
+            f"{user}"
+            f"datadir = {self.datadir}\n"
+            f"socket = {self.socket}\n"
+            f"pid-file = {self.pid_file}\n"
+            f"port = {self.port}\n"
+            "bind-address = 127.0.0.1\n"
+            f"!includedir {CONF_D}\n"
+        )
+        # Clients read $MYSQL_HOME/my.cnf after /etc/mysql/my.cnf, so this socket wins over the
+        # system one (MYSQL_UNIX_PORT alone does not: option files override it).
+        client_home = self.run_dir / "client"
+        client_home.mkdir(exist_ok=True)
+        (client_home / "my.cnf").write_text(f"[client]\nsocket = {self.socket}\n")
+        root_cnf = self.run_dir / "root.cnf"
+        if not root_cnf.exists():
+            root_cnf.write_text(f"[client]\nsocket = {self.socket}\n")
+            root_cnf.chmod(0o600)
+
+    def _client_env(self, extra=None):
+        env = dict(os.environ, MYSQL_UNIX_PORT=self.socket, MYSQL_HOME=str(self.run_dir / "client"))
+        env.update(extra or {})
+        return env
+
+    def _run(self, cmd, what, input=None, env=None, timeout=120):
+        result = subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env or self._client_env(),
+            timeout=timeout,
+        )
+        with open(self.log_file, "a") as log:
+            log.write(f"[{what}] {result.stdout}{result.stderr}\n")
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{what} failed (exit {result.returncode}): {result.stderr.strip()}\n"
+                f"{self.log_tail()}"
+            )
+        return result.stdout
+
+    def _initialise(self):
+        """What the entrypoint does on an empty datadir: root password, database, initdb.d."""
+        env = self.init_env
+        root_password = Path(env["MARIADB_ROOT_PASSWORD_FILE"]).read_text().rstrip("\n")
+        quoted = root_password.replace("\\", "\\\\").replace("'", "\\'")
+        self.root_sql(
+            "SET @@SESSION.SQL_LOG_BIN=0;\n"
+            # Like the entrypoint: root only through the socket, no password-less TCP roots.
+            "DROP USER IF EXISTS root@'127.0.0.1', root@'::1';\n"
+            "EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS root@\\'', @@hostname, '\\'');\n"
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{quoted}';\n"
+            f"CREATE DATABASE IF NOT EXISTS `{self.database}`;\n"
+        )
+        root_cnf = self.run_dir / "root.cnf"
+        root_cnf.write_text(f'[client]\nsocket = {self.socket}\npassword = "{root_password}"\n')
+        init_env = self._client_env({**env, "MARIADB_ROOT_PASSWORD": root_password})
+        for script in sorted(INITDB_D.iterdir()):
+            if script.suffix == ".sh":
+                # The entrypoint runs executable scripts and sources the others.
+                cmd = [str(script)] if os.access(script, os.X_OK) else ["bash", str(script)]
+                self._run(cmd, script.name, env=init_env)
+            elif script.suffix == ".sql":
+                self.root_sql(script.read_text())

@@ -1,0 +1,159 @@
+"""nginx as a plain process, configured from the same files as the proxy container.
+
+render_templates() does what the official image's 20-envsubst-on-templates.sh does;
+prepare_conf_dir() lays out the image's /etc/nginx tree under a run directory; Nginx runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PROXY_DIR = REPO / "proxy"
+NGINX_BIN = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
+SYSTEM_MIME_TYPES = Path("/etc/nginx/mime.types")
+
+# envsubst replaces $NAME and ${NAME} for the names it is given, and leaves everything else alone.
+_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def load_env_file(path: str | os.PathLike) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (compose env_file syntax, without interpolation)."""
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}: not KEY=VALUE: {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env
+
+
+def substitute(text: str, env: dict[str, str]) -> str:
+    """Replace the variables that are set and pass NGINX_ENVSUBST_FILTER (a regex; default: all)."""
+    pattern = env.get("NGINX_ENVSUBST_FILTER", "")
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name in env and (not pattern or re.search(pattern, name)):
+            return env[name]
+        return match.group(0)
+
+    return _REFERENCE.sub(replace, text)
+
+
+def render_templates(
+    template_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    env: dict[str, str],
+    suffix: str = ".template",
+) -> list[Path]:
+    """Render template_dir/**/*<suffix> into output_dir/** with the suffix dropped."""
+    template_dir, output_dir = Path(template_dir), Path(output_dir)
+    written = []
+    for template in sorted(template_dir.rglob(f"*{suffix}")):
+        if not template.is_file():
+            continue
+        target = output_dir / str(template.relative_to(template_dir))[: -len(suffix)]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(substitute(template.read_text(), env))
+        written.append(target)
+    return written
+
+
+def prepare_conf_dir(rundir: str | os.PathLike, env: dict[str, str]) -> Path:
+    """Lay out <rundir>/nginx like the image's /etc/nginx and return the path of its nginx.conf.
+
+    Run it with: nginx -p <rundir>/nginx -c <that path> -g 'daemon off; pid <rundir>/nginx.pid;'
+    """
+    confdir = Path(rundir) / "nginx"
+    if confdir.exists():
+        shutil.rmtree(confdir)
+    confdir.mkdir(parents=True)
+    (confdir / "nginx.conf").symlink_to(PROXY_DIR / "nginx.conf")
+    (confdir / "mime.types").symlink_to(SYSTEM_MIME_TYPES)
+    (confdir / "snippets").symlink_to(PROXY_DIR / "snippets")
+    render_templates(PROXY_DIR / "templates", confdir / "conf.d", env)
+    return confdir / "nginx.conf"
+
+
+def nginx_command(rundir: str | os.PathLike, *extra: str) -> list[str]:
+    rundir = Path(rundir)
+    return [
+        NGINX_BIN,
+        "-p", str(rundir / "nginx"),
+        "-c", str(rundir / "nginx" / "nginx.conf"),
+        "-g", f"daemon off; pid {rundir / 'nginx.pid'};",
+        *extra,
+    ]  # fmt: skip
+
+
+def check_config(rundir: str | os.PathLike) -> subprocess.CompletedProcess:
+    """`nginx -t` on a prepared run directory (output in .stderr)."""
+    return subprocess.run(
+        nginx_command(rundir, "-t"), capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+class Nginx:
+    """nginx in the foreground, logging to <rundir>/nginx.log; up once health_url answers 200."""
+
+    def __init__(self, rundir: str | os.PathLike, env: dict[str, str], health_url: str):
+        self.rundir = Path(rundir)
+        self.env = env
+        self.health_url = health_url
+        self.log_path = self.rundir / "nginx.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> Nginx:
+        prepare_conf_dir(self.rundir, self.env)
+        checked = check_config(self.rundir)
+        if checked.returncode != 0:
+            raise RuntimeError(f"nginx -t failed:\n{checked.stderr}")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the life of the process
+        self.proc = subprocess.Popen(nginx_command(self.rundir), stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=1) as response:  # noqa: S310
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(
+            f"nginx not healthy at {self.health_url} after {timeout}s:\n{self.logs()}"
+        )
+
+    def reload(self) -> None:
+        """Graceful reload (SIGHUP) after re-rendering the templates from self.env."""
+        prepare_conf_dir(self.rundir, self.env)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGQUIT)  # graceful, like the image's STOPSIGNAL
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,168 @@
+"""Policy rules for the rendered compose configuration (`docker compose config --format json`).
+
+Each rule takes the rendered config and returns a list of violations (empty = compliant), so a
+test can run it on the real stack and on a deliberately broken copy.
+"""
+
+import re
+
+PROXY = "proxy"
+# Services that may talk to the database (design.md: backend, migrate, backup).
+DB_CLIENTS = {"backend", "migrate", "backup", "db"}
+# Exact version tag (1.30.4-alpine, 3.13.9-slim, 11.8.9) or a digest; never a floating tag.
+PINNED_IMAGE = re.compile(r"^[\w./-]+(:\d+\.\d+\.\d+[\w.-]*|@sha256:[0-9a-f]{64})$")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY", re.IGNORECASE)
+
+
+def _services(config):
+    return config["services"].items()
+
+
+def _is_one_shot(name, config):
+    """A job other services wait on to *complete* (migrate): its exit code is its health."""
+    return any(
+        dep.get("condition") == "service_completed_successfully"
+        for _, svc in _services(config)
+        for dep_name, dep in (svc.get("depends_on") or {}).items()
+        if dep_name == name
+    )
+
+
+def only_proxy_publishes(config):
+    return [
+        f"{name} publishes ports"
+        for name, svc in _services(config)
+        if name != PROXY and svc.get("ports")
+    ]
+
+
+def private_networks_are_internal(config):
+    problems = []
+    for name, svc in _services(config):
+        public = [n for n in svc.get("networks") or {} if not config["networks"][n].get("internal")]
+        if public and name != PROXY:
+            problems.append(f"{name} is on non-internal network(s) {public}")
+    if PROXY in config["services"]:
+        proxy_nets = set(config["services"][PROXY].get("networks") or {})
+        db_nets = set(config["services"].get("db", {}).get("networks") or {})
+        if proxy_nets & db_nets:
+            problems.append(f"proxy shares {sorted(proxy_nets & db_nets)} with the database")
+    return problems
+
+
+def only_db_clients_reach_db(config):
+    db_nets = set(config["services"].get("db", {}).get("networks") or {})
+    return [
+        f"{name} can reach the database"
+        for name, svc in _services(config)
+        if name not in DB_CLIENTS and db_nets & set(svc.get("networks") or {})
+    ]
+
+
+def every_service_has_healthcheck(config):
+    problems = []
+    for name, svc in _services(config):
+        check = svc.get("healthcheck") or {}
+        if _is_one_shot(name, config):
+            continue
+        if check.get("disable") or not check.get("test"):
+            problems.append(f"{name} has no healthcheck")
+    return problems
+
+
+def no_secret_in_environment(config, secret_values=()):
+    problems = []
+    for name, svc in _services(config):
+        for key, value in (svc.get("environment") or {}).items():
+            if SECRET_NAME.search(key) and not key.endswith("_FILE"):
+                problems.append(f"{name}: {key} carries a secret in the environment")
+            if value and value in secret_values:
+                problems.append(f"{name}: {key} holds a secret value")
+    return problems
+
+
+def images_are_pinned(config):
+    problems = []
+    for name, svc in _services(config):
+        refs = [svc["image"]] if "image" in svc and "build" not in svc else []
+        refs += [
+            v for k, v in (svc.get("build") or {}).get("args", {}).items() if k.endswith("_IMAGE")
+        ]
+        problems += [
+            f"{name}: image {ref!r} is not pinned to an exact version"
+            for ref in refs
+            if not PINNED_IMAGE.match(ref)
+        ]
+    return problems
+
+
+def services_are_hardened(config):
+    """Production: non-root, read-only root, no capabilities, no privilege gain, rotated logs."""
+    problems = []
+    for name, svc in _services(config):
+        user = str(svc.get("user", "")).split(":")[0]
+        if user in ("", "0", "root"):
+            problems.append(f"{name} runs as root")
+        if not svc.get("read_only"):
+            problems.append(f"{name} has a writable root filesystem")
+        if [c.upper() for c in svc.get("cap_drop") or []] != ["ALL"]:
+            problems.append(f"{name} does not drop all capabilities")
+        if "no-new-privileges:true" not in (svc.get("security_opt") or []):
+            problems.append(f"{name} may gain privileges (no-new-privileges missing)")
+        logging = svc.get("logging") or {}
+        options = logging.get("options") or {}
+        if logging.get("driver") != "json-file" or not {"max-size", "max-file"} <= set(options):
+            problems.append(f"{name} has no log rotation")
+    return problems
+
+
+def services_have_limits(config):
+    problems = []
+    for name, svc in _services(config):
+        resources = (svc.get("deploy") or {}).get("resources") or {}
+        missing = {"cpus", "memory", "pids"} - set(resources.get("limits") or {})
+        if missing:
+            problems.append(f"{name} has no {sorted(missing)} limit")
+        if "memory" not in (resources.get("reservations") or {}):
+            problems.append(f"{name} has no memory reservation")
+    return problems
+
+
+def long_running_services_restart(config):
+    return [
+        f"{name} has no restart policy"
+        for name, svc in _services(config)
+        if not _is_one_shot(name, config)
+        and svc.get("restart") not in ("always", "unless-stopped", "on-failure")
+    ]
+
+
+def startup_order_is_safe(config):
+    """db healthy -> migrate completed -> backend healthy -> proxy."""
+    expected = {
+        ("migrate", "db"): "service_healthy",
+        ("backend", "migrate"): "service_completed_successfully",
+        ("proxy", "backend"): "service_healthy",
+    }
+    problems = []
+    for (svc, dep), condition in expected.items():
+        got = (config["services"][svc].get("depends_on") or {}).get(dep, {}).get("condition")
+        if got != condition:
+            problems.append(f"{svc} waits for {dep} with {got!r}, not {condition!r}")
+    return problems
+
+
+DEV_RULES = [
+    only_proxy_publishes,
+    private_networks_are_internal,
+    only_db_clients_reach_db,
+    every_service_has_healthcheck,
+    no_secret_in_environment,
+    images_are_pinned,
+    startup_order_is_safe,
+]
+PROD_RULES = DEV_RULES + [
+    services_are_hardened,
+    services_have_limits,
+    long_running_services_restart,
+]
