@@ -39,9 +39,9 @@ threads = int(env("GUNICORN_THREADS", "1"))
 timeout = int(env("GUNICORN_TIMEOUT", "30"))
 # Below compose's stop_grace_period (30s), so in-flight requests finish before SIGKILL.
 graceful_timeout = int(env("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-# gthread only (sync closes after each response): longer than nginx's upstream
-# keepalive_timeout (60s), so nginx closes idle connections, never gunicorn under a request.
-keepalive = int(env("GUNICORN_KEEPALIVE", "75"))
+# Seconds an idle connection stays open; gthread only (sync closes after each response), and
+# nginx opens one connection per request anyway (proxy/templates/servers.conf.template).
+keepalive = int(env("GUNICORN_KEEPALIVE", "5"))
 # Recycle workers now and then (bounded memory growth); jitter keeps them from restarting together.
 max_requests = int(env("GUNICORN_MAX_REQUESTS", "1000"))
 max_requests_jitter = int(env("GUNICORN_MAX_REQUESTS_JITTER", "100"))

@@ -54,8 +54,9 @@ class ComposeStack:
 
     def __init__(self, project, http_port, https_port, certs_dir, secrets_dir, acme_dir):
         self.project = project
-        self.http_url = f"http://127.0.0.1:{http_port}"
-        self.base_url = f"https://127.0.0.1:{https_port}"
+        # By name: nginx serves only its server_name (localhost resolves to 127.0.0.1).
+        self.http_url = f"http://localhost:{http_port}"
+        self.base_url = f"https://localhost:{https_port}"
         self.ca_bundle = str(Path(certs_dir) / "dev-ca.crt")
         self.secrets_dir = Path(secrets_dir)
         self.env = {
@@ -105,7 +106,8 @@ class ComposeStack:
             "        cmd = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
             "    except OSError:\n"
             "        continue\n"
-            "    if b'gunicorn' in cmd:\n"
+            # PID 1 is docker-init (init: true), whose command line names gunicorn too.
+            "    if b'gunicorn' in cmd and pid != '1':\n"
             "        procs[int(pid)] = int(stat[1])\n"
             "workers = [pid for pid, ppid in procs.items() if ppid in procs]\n"
             "os.kill(workers[0], signal.SIGKILL)\n"
