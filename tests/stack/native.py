@@ -147,9 +147,8 @@ class NativeStack:
             secrets_dir or os.environ.get("SECRETS_DIR", REPO / "secrets")
         ).resolve()
         self.server_name = server_name
-        # The URL names the host, not 127.0.0.1: clients send no SNI for an IP address, and the
-        # proxy's default HTTPS server rejects a handshake without a known name
-        # (ssl_reject_handshake); the redirect server likewise answers only PROXY_SERVER_NAME.
+        # The tests use the name; nginx also serves 127.0.0.1 (see PROXY_SERVER_NAME below), so
+        # `curl --cacert certs/dev-ca.crt https://127.0.0.1:8443/` works too.
         self.base_url = f"https://{server_name}:{self.https_port}"
         self.http_url = f"http://{server_name}:{self.http_port}"
         self.ca_bundle = str(self.certs_dir / "dev-ca.crt")
@@ -354,7 +353,8 @@ class NativeStack:
         env = load_env_file(REPO / "proxy" / "proxy.env")
         env.update(
             {
-                "PROXY_SERVER_NAME": self.server_name,
+                # The certificate names 127.0.0.1 as well: a local stack answers to both.
+                "PROXY_SERVER_NAME": f"{self.server_name} 127.0.0.1",
                 "PROXY_PUBLIC_HTTPS_PORT": str(self.https_port),
                 # "[addr:]port": loopback only, the native stack is not for the network.
                 "PROXY_HTTP_PORT": f"{HOST}:{self.http_port}",
