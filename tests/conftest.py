@@ -1,18 +1,12 @@
 """Session fixtures shared by every tier: generated certificates and secrets, the compose stack."""
 
 import os
-import socket
 import subprocess
 
 import pytest
 
+from tests.stack import free_port
 from tests.stack.compose import ROOT, ComposeStack
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _generate(script, variable, path):

@@ -14,7 +14,8 @@ import requests
 
 from app import create_app
 from app.config import Config
-from tests.stack.mariadb import MariaDB, free_port
+from tests.stack import free_port
+from tests.stack.mariadb import MariaDB
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = REPO / "backend"

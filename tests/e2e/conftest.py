@@ -11,8 +11,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.stack import Stack
-from tests.stack.native import NativeStack, free_port
+from tests.stack import Stack, free_port
+from tests.stack.native import NativeStack
 
 
 def _interrupt(signum, frame):

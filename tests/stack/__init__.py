@@ -4,9 +4,17 @@ tests/stack/native.py (NativeStack) and tests/stack/compose.py (ComposeStack) im
 each; tests/e2e/ is written against this interface only.
 """
 
+import socket
 from typing import Protocol, runtime_checkable
 
 SERVICES = ("proxy", "backend", "migrate", "db")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @runtime_checkable

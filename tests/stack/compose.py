@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.stack import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 DEV_FILES = ["-f", str(ROOT / "compose.yaml")]
 PROD_FILES = DEV_FILES + ["-f", str(ROOT / "compose.prod.yaml")]
@@ -48,7 +50,7 @@ class ComposeStack:
     until every service is healthy, `down()` removes containers, networks and volumes.
     """
 
-    services = ("proxy", "backend", "migrate", "db")
+    services = SERVICES
     # Requests from the host reach nginx from the bridge gateway, whatever the source address.
     client_address = "127.0.0.1"
 

@@ -7,15 +7,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.stack import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 CONF_D = REPO / "db" / "conf.d"
 INITDB_D = REPO / "db" / "initdb.d"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MariaDB:

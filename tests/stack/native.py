@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.stack import SERVICES
+from tests.stack import SERVICES, free_port
 from tests.stack.mariadb import MariaDB
 from tests.stack.nginx import Nginx, load_env_file
 
@@ -43,12 +43,6 @@ EXPECTED_PROGRAM = {"db": "mariadbd", "backend": "gunicorn", "proxy": "nginx"}
 # Graceful stop signals, as the images' STOPSIGNAL / compose would send them.
 STOP_SIGNAL = {"db": signal.SIGTERM, "backend": signal.SIGTERM, "proxy": signal.SIGQUIT}
 STOP_ORDER = ("proxy", "backend", "db")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def port_free(port: int) -> bool:

@@ -6,6 +6,7 @@ copy (must fail), so a rule that can never fire is caught too.
 
 import copy
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -167,6 +168,10 @@ def test_prod_requires_server_name(secrets_dir):
 def test_prod_runs_two_backend_replicas_with_grace(prod_config):
     backend = prod_config["services"]["backend"]
     assert backend["deploy"]["replicas"] == 2
+    # Docker's SIGKILL must come after gunicorn's own graceful shutdown (gunicorn.conf.py).
+    conf = (ROOT / "backend" / "gunicorn.conf.py").read_text()
+    graceful = int(re.search(r'"GUNICORN_GRACEFUL_TIMEOUT", "(\d+)"', conf).group(1))
+    assert int(backend["stop_grace_period"].rstrip("s")) > graceful
     assert backend["build"]["target"] == "production"
     assert prod_config["services"]["migrate"]["build"]["target"] == "production"
 

@@ -21,6 +21,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from tests.stack import free_port
 from tests.stack.nginx import (
     PROXY_DIR,
     Nginx,
@@ -48,12 +49,6 @@ MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
 DEFAULTS = load_env_file(PROXY_DIR / "proxy.env")
 ACME_FILE = "challenge-Zx9"
 TIMEOUT = 10
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- a stub backend -------------------------------------------------------------------------
