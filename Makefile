@@ -7,10 +7,31 @@ MAKEFLAGS += --no-print-directory
 VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST  := $(PYTHON) -m pytest
-COMPOSE := docker compose
-PROD    := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
+# Files named explicitly: a COMPOSE_FILE in the environment or .env cannot turn `make down` into
+# a command on production (its own project, hardened-stack-prod).
+COMPOSE := docker compose -f compose.yaml
+PROD    := $(COMPOSE) -f compose.prod.yaml
 # Compose v2 from the test venv when the docker CLI has no compose plugin.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# The settings make, the scripts and compose share come from one place, taken the way compose
+# takes them: the environment or make's command line, else .env, else the compose files' default.
+# So `make secrets` writes where compose reads.
+# $(call dotenv,NAME): NAME's value in .env, parsed as compose does for these lines (the last one
+# wins; `export`, surrounding quotes and a trailing " # comment" are dropped).
+HASH := \#
+dotenv = $(shell [ -f .env ] && sed -n -E \
+  -e 's/^[[:space:]]*(export[[:space:]]+)?$(1)[[:space:]]*=[[:space:]]*//; T' \
+  -e 's/^"([^"]*)".*/\1/p; t' -e "s/^'([^']*)'.*/\1/p; t" \
+  -e 's/[[:space:]]+$(HASH).*//; s/[[:space:]]+$$//; p' .env | tail -n 1)
+SECRETS_DIR ?= $(or $(call dotenv,SECRETS_DIR),./secrets)
+CERTS_DIR   ?= $(or $(call dotenv,CERTS_DIR),./certs)
+SERVER_NAME ?= $(call dotenv,SERVER_NAME)
+HTTP_PORT   ?= $(call dotenv,HTTP_PORT)
+HTTPS_PORT  ?= $(call dotenv,HTTPS_PORT)
+export SECRETS_DIR CERTS_DIR
+# Only when set: an empty value would hide the defaults of the scripts and the native runner.
+$(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT,$(if $($(name)),$(eval export $(name))))
 
 .PHONY: help deps venv certs secrets docker-check up down logs ps prod-up prod-down \
         native-up native-down lint test test-backend test-static test-e2e test-compose
@@ -18,7 +39,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install the Debian packages the native tiers need (skips what is there)
+deps: ## Install the Debian packages the native tiers need (skips what is there; disables their services)
 	@scripts/install-deps.sh
 
 venv: $(VENV)/.installed ## Create the test venv (.venv) from tests/requirements.txt
@@ -28,10 +49,10 @@ $(VENV)/.installed: tests/requirements.txt backend/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-certs: ## Create the dev CA and server certificate in certs/ (keeps valid ones)
+certs: ## Create the dev CA and server certificate in CERTS_DIR (keeps valid ones)
 	@scripts/make-certs.sh
 
-secrets: ## Create random database passwords in secrets/ (keeps existing ones)
+secrets: ## Create random database passwords in SECRETS_DIR (keeps existing ones)
 	@scripts/make-secrets.sh
 
 docker-check:

@@ -13,7 +13,7 @@ if here not in sys.path:
     sys.path.insert(0, here)
 
 from app.config import Config, ConfigError  # noqa: E402
-from app.logging import JsonFormatter  # noqa: E402
+from app.logging import JsonFormatter, wsgi_text  # noqa: E402
 
 
 def env(name, default):
@@ -50,6 +50,9 @@ worker_tmp_dir = env("GUNICORN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S108
 # Each worker builds its app and engine after the fork; with preload, app.db disposes the
 # inherited pool in the child (os.register_at_fork), so no socket is shared across processes.
 preload_app = env("GUNICORN_PRELOAD", "0") == "1"
+# gunicorn would take the scheme from X-Forwarded-Proto/-Ssl/-Protocol of peers on this list
+# (127.0.0.1 by default: nginx, natively). The app's ProxyFix alone reads nginx's headers.
+forwarded_allow_ips = ""
 # No runtime control socket: nothing to write on a read-only root, nothing to secure.
 control_socket_disable = True
 
@@ -75,12 +78,12 @@ class JsonLogger(glogging.Logger):
             # REMOTE_ADDR after ProxyFix: the client address nginx saw.
             "remote_addr": environ.get("REMOTE_ADDR"),
             "method": environ.get("REQUEST_METHOD"),
-            "path": environ.get("PATH_INFO"),
-            "query": environ.get("QUERY_STRING"),
+            "path": wsgi_text(environ.get("PATH_INFO")),
+            "query": wsgi_text(environ.get("QUERY_STRING")),
             "status": int(status) if status.isdigit() else status,
             "duration_ms": round(request_time.total_seconds() * 1000, 2),
             "bytes": getattr(resp, "sent", None),
-            "user_agent": environ.get("HTTP_USER_AGENT"),
+            "user_agent": wsgi_text(environ.get("HTTP_USER_AGENT")),
         }
         extra = {"request_id": headers.get("x-request-id"), "fields": fields}
         self.access_log.info("request", extra=extra)
@@ -92,7 +95,7 @@ logger_class = JsonLogger
 def on_starting(server):
     # Fail fast in the master with one line naming the problem, not once per worker.
     try:
-        Config.from_env()
+        Config.from_env().require_api_tokens()
     except ConfigError as exc:
         server.log.error("%s", exc)
         sys.exit(1)

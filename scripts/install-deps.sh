@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
 # Usage: scripts/install-deps.sh
-# Installs the Debian packages the test tiers run natively (MariaDB, nginx, openssl, wrk),
-# skipping what is already there. Needs root (or sudo) on Debian/Ubuntu.
+# Installs the Debian packages the test tiers run natively (MariaDB, nginx, openssl, wrk), skipping
+# what is installed; stops and disables the system services of the servers it installs. Root or sudo.
 set -euo pipefail
 
-# Servers live in sbin, which a non-root PATH may lack.
-PATH=$PATH:/usr/sbin:/sbin
+packages=(mariadb-server mariadb-client nginx openssl wrk ca-certificates)
+# The system service each server package starts on installation (Debian's unit names).
+declare -A services=([mariadb-server]=mariadb [nginx]=nginx)
 
-# command the tests run -> Debian package that provides it
-declare -A packages=(
-  [mariadbd]=mariadb-server [mariadb]=mariadb-client [nginx]=nginx [openssl]=openssl
-  [wrk]=wrk [update-ca-certificates]=ca-certificates
-)
+# By package database, not by command: the servers live in sbin, which a non-root PATH lacks.
+installed() {
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
 
 missing=()
-for cmd in "${!packages[@]}"; do
-  command -v "$cmd" >/dev/null || missing+=("${packages[$cmd]}")
+for package in "${packages[@]}"; do
+  installed "$package" || missing+=("$package")
 done
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "deps: all present (${!packages[*]}, python3 venv)"
+  echo "deps: all present (${packages[*]}, python3 venv)"
   exit 0
 fi
 
@@ -33,7 +33,26 @@ command -v apt-get >/dev/null || { echo "deps: missing ${missing[*]} and no apt-
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
-# --no-install-recommends keeps the native test servers minimal; their services are never
-# started by the package (no systemd in CI containers), the tests start their own instances.
+# --no-install-recommends keeps the native test servers minimal.
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "deps: installed ${missing[*]}"
+
+# Under systemd the packages start their services and enable them at boot, holding ports 80 and
+# 3306 that `make up` publishes; the tests start their own servers. Only what this run installed
+# is touched: a server that was already there is the machine owner's business.
+state=$(systemctl is-system-running 2>/dev/null) || true
+if [[ -z $state || $state == offline ]]; then
+  exit 0
+fi
+units=()
+for package in "${missing[@]}"; do
+  if [[ -n ${services[$package]:-} ]]; then units+=("${services[$package]}"); fi
+done
+if [[ ${#units[@]} -gt 0 ]]; then
+  if ! out=$("${sudo[@]}" systemctl disable --now "${units[@]}" 2>&1); then
+    echo "deps: could not stop and disable ${units[*]}: $out" >&2
+    exit 1
+  fi
+  echo "deps: stopped and disabled the system services ${units[*]} (installed by this run; the" \
+    "tests start their own servers). To run them as services: systemctl enable --now ${units[*]}"
+fi

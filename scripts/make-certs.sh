@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Usage: scripts/make-certs.sh [--force]
 # Makes a local development CA and a server certificate (localhost, 127.0.0.1, ::1, $SERVER_NAME) in ${CERTS_DIR:-./certs}.
-# Keeps valid files unless --force; re-issues the server certificate when it lacks SERVER_NAME or expires within 30 days.
+# Keeps valid files unless --force; re-issues a dev-CA server certificate that lacks SERVER_NAME, expires within 30 days or outlives 90 days.
 set -euo pipefail
 
 certs_dir=${CERTS_DIR:-./certs}
 server_name=${SERVER_NAME:-localhost}
 ca_days=3650       # a local, never-published development CA: ten years spares re-trusting it
-leaf_days=397      # browsers reject server certificates valid for more than 398 days
+# Short-lived like Let's Encrypt's, and within Mozilla's TLS guidelines (at most 366 days, 90
+# recommended): `make certs` renews it long before it expires.
+leaf_days=90
 renew_before=$((30 * 24 * 3600))   # re-issue when less than 30 days are left
 
 force=false
@@ -86,6 +88,9 @@ elif [[ ! -s $crt || ! -s $key ]]; then
   reason="missing"
 elif ! openssl x509 -in "$crt" -noout -checkend "$renew_before" >/dev/null; then
   reason="expires within 30 days"
+elif openssl x509 -in "$crt" -noout -checkend $(((leaf_days + 1) * 24 * 3600)) >/dev/null; then
+  # Still valid beyond a whole lifespan from now: issued by an older version of this script.
+  reason="valid for longer than $leaf_days days"
 elif ! covers "$server_name"; then
   reason="SERVER_NAME=$server_name is not in its SANs"
 fi

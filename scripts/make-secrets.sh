@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/make-secrets.sh [--force]
-# Writes a random password for each database account into ${SECRETS_DIR:-./secrets}.
+# Writes a random password for each database account, and a write token for the API, into ${SECRETS_DIR:-./secrets}.
 # Existing files are kept unless --force is given (rotating a password also needs the db side: docs/operations.md).
 set -euo pipefail
 
 secrets_dir=${SECRETS_DIR:-./secrets}
-accounts=(db_root_password db_migrator_password db_app_password db_backup_password)
+# api_tokens holds one write token per line; add a line to hand out a second one (docs/operations.md).
+names=(db_root_password db_migrator_password db_app_password db_backup_password api_tokens)
 
 force=false
 case "${1:-}" in
@@ -21,7 +22,7 @@ umask 077
 mkdir -p "$secrets_dir"
 chmod 0700 "$secrets_dir"
 
-for name in "${accounts[@]}"; do
+for name in "${names[@]}"; do
   file="$secrets_dir/$name"
   if [[ -s $file && $force == false ]]; then
     echo "kept     $file"

@@ -1,13 +1,51 @@
 #!/usr/bin/env bash
-# Usage: eval "$(scripts/prepare-docker.sh)"   (used by `make test` and `make test-compose`)
-# Starts a Docker engine if none answers, and on a machine without a container registry builds
-# stand-ins for the official images, printing PYTHON_IMAGE=... lines to export. Progress: stderr.
+# Usage: images="$(scripts/prepare-docker.sh)"; export $images   (as `make test` does)
+# Installs Docker (docker.io) and starts its engine where it can (root), then on a machine without
+# a container registry builds stand-ins for the official images, printing PYTHON_IMAGE=... lines.
 set -euo pipefail
 
 # Registry-free stand-ins (see shared/offline-images/README.md), if this checkout has them beside it.
 offline_build=${OFFLINE_IMAGES_BUILD:-$(dirname "$0")/../../shared/offline-images/build}
 
+# stdout carries only the KEY=VALUE lines; everything else goes to stderr.
 log() { echo "prepare-docker: $*" >&2; }
+
+engine_answers() { timeout 30 docker info >/dev/null 2>&1; }
+
+# Like the nginx and MariaDB the native tiers need, the compose tier's engine is installed and
+# started here when it can be; where it cannot, the tests skip that tier and say why.
+ensure_engine() {
+  engine_answers && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    log "no Docker engine answers; as root, install docker.io and start it (systemctl start docker)"
+    return 1
+  fi
+  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    command -v apt-get >/dev/null || { log "no Docker and no apt-get here: install Docker by hand"; return 1; }
+    log "installing docker.io"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >&2 ||
+      { log "could not install docker.io"; return 1; }
+  fi
+  local state
+  state=$(systemctl is-system-running 2>/dev/null) || true
+  if [[ -n $state && $state != offline ]]; then
+    log "starting the docker service"
+    systemctl start docker >&2 || true
+  elif ! engine_answers; then
+    log "starting dockerd (log: /var/log/dockerd.log)"
+    # Its own session and no inherited stdout: the caller's $(...) must not wait for dockerd.
+    setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+  fi
+  for _ in $(seq 60); do engine_answers && return 0; sleep 1; done
+  log "the Docker engine did not answer within 60 s (see /var/log/dockerd.log or journalctl -u docker)"
+  return 1
+}
+
+if ! ensure_engine; then
+  log "no Docker engine: the compose tier will be skipped (the test summary says why)"
+  exit 0
+fi
 
 if [[ -n ${PYTHON_IMAGE:-}${NGINX_IMAGE:-}${MARIADB_IMAGE:-} ]]; then
   log "using the images given in PYTHON_IMAGE/NGINX_IMAGE/MARIADB_IMAGE"
@@ -15,20 +53,9 @@ if [[ -n ${PYTHON_IMAGE:-}${NGINX_IMAGE:-}${MARIADB_IMAGE:-} ]]; then
 fi
 
 if [[ -f $offline_build ]]; then
-  # The build script installs docker.io and Compose and starts dockerd when needed.
   log "no registry here: building stand-in images with $offline_build"
   bash "$offline_build" -r "$(dirname "$0")/../backend/requirements.txt"
   exit 0
 fi
 
-if docker info >/dev/null 2>&1; then
-  log "Docker engine is running; the official images will be pulled"
-  exit 0
-fi
-if command -v dockerd >/dev/null && [[ $(id -u) -eq 0 ]]; then
-  log "starting dockerd (log: /var/log/dockerd.log)"
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 1; done
-  log "dockerd did not answer within 60 s; see /var/log/dockerd.log"
-fi
-log "no Docker engine: the compose tier will be skipped"
+log "Docker engine is running; the official images will be pulled"

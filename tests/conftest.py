@@ -1,12 +1,18 @@
 """Session fixtures shared by every tier: generated certificates and secrets, the compose stack."""
 
+import json
 import os
 import subprocess
 
 import pytest
 
 from tests.stack import free_port
-from tests.stack.compose import ROOT, ComposeStack
+from tests.stack.compose import ROOT, ComposeStack, compose_command
+
+# Why the compose tier could not run in this session, for the closing summary.
+COMPOSE_TIER_PROBLEM = pytest.StashKey[str]()
+# A pull of a base image that does not finish by then counts as "cannot be pulled".
+PULL_TIMEOUT = 600
 
 
 def _generate(script, variable, path):
@@ -27,12 +33,73 @@ def secrets_dir(tmp_path_factory):
     return _generate("make-secrets.sh", "SECRETS_DIR", tmp_path_factory.mktemp("secrets"))
 
 
+def _last_line(text):
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def _base_images(stack):
+    """Every base image the stack needs, from its rendered dev+prod config: the images of the
+    services that run one, and the *_IMAGE build arguments of those that build on one (set by
+    PYTHON_IMAGE, NGINX_IMAGE, MARIADB_IMAGE, else the compose files' defaults)."""
+    config = json.loads(stack.compose("config", "--format", "json").stdout)
+    images = []
+    for service in config["services"].values():
+        if "build" in service:
+            args = service["build"].get("args") or {}
+            images += [value for name, value in args.items() if name.endswith("_IMAGE")]
+        else:
+            images.append(service["image"])
+    return sorted(set(images))
+
+
+def _docker(*args, timeout=30):
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def compose_tier_problem(stack):
+    """Why the compose tier cannot run here (one sentence), or None when it can."""
+    try:
+        info = _docker("info", "--format", "{{.ServerVersion}}")
+    except FileNotFoundError:
+        return "no docker command (as root, scripts/prepare-docker.sh installs docker.io)"
+    except subprocess.TimeoutExpired:
+        return "`docker info` did not answer within 30 s"
+    if info.returncode != 0:
+        return (
+            f"no Docker engine answers ({_last_line(info.stderr)}); as root, "
+            "scripts/prepare-docker.sh installs and starts one"
+        )
+    try:
+        compose_command()
+    except RuntimeError as error:
+        return str(error)
+    for image in _base_images(stack):
+        if _docker("image", "inspect", image).returncode == 0:
+            continue
+        try:
+            pull = _docker("pull", image, timeout=PULL_TIMEOUT)
+            error = _last_line(pull.stderr) if pull.returncode != 0 else None
+        except subprocess.TimeoutExpired:
+            error = f"no pull within {PULL_TIMEOUT} s"
+        if error:
+            return (
+                f"base image {image} is not here and cannot be pulled ({error}); set "
+                "PYTHON_IMAGE, NGINX_IMAGE and MARIADB_IMAGE to images this engine has "
+                "(scripts/prepare-docker.sh builds registry-free stand-ins)"
+            )
+    return None
+
+
 @pytest.fixture(scope="session")
-def compose_stack(certs_dir, secrets_dir, tmp_path_factory):
-    """dev+prod compose stack on 127.0.0.1, brought up once and removed with its volumes."""
-    docker = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
-    if docker.returncode != 0:
-        pytest.skip(f"compose tier needs a Docker engine: {docker.stderr.strip()[:200]}")
+def compose_stack(request, certs_dir, secrets_dir, tmp_path_factory):
+    """dev+prod compose stack on 127.0.0.1, brought up once and removed with its volumes.
+
+    Where no Docker engine answers or a base image is neither here nor pullable, every compose
+    test skips with that one reason, and the summary repeats it; with REQUIRE_COMPOSE_TIER=1
+    (CI, whose machine can run the tier) they fail instead."""
     stack = ComposeStack(
         project=f"hstest{os.getpid()}",
         http_port=free_port(),
@@ -41,9 +108,29 @@ def compose_stack(certs_dir, secrets_dir, tmp_path_factory):
         secrets_dir=secrets_dir,
         acme_dir=tmp_path_factory.mktemp("acme"),
     )
+    problem = compose_tier_problem(stack)
+    if problem:
+        request.config.stash[COMPOSE_TIER_PROBLEM] = problem
+        if os.environ.get("REQUIRE_COMPOSE_TIER") == "1":
+            pytest.fail(f"compose tier required (REQUIRE_COMPOSE_TIER=1): {problem}", pytrace=False)
+        pytest.skip(f"compose tier skipped: {problem}")
     try:
         stack.up()
         print(f"\ncompose stack healthy after `up --wait`: {stack.up_seconds:.0f} s")
         yield stack
     finally:
         stack.down()
+
+
+# Outermost (wrapper, tryfirst): the line comes after pytest's short summary, right above the
+# final counts, where a skipped tier cannot be missed.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, config):
+    """Repeat at the end why the compose tier did not run."""
+    yield
+    problem = config.stash.get(COMPOSE_TIER_PROBLEM, None)
+    if problem is None:
+        return
+    required = os.environ.get("REQUIRE_COMPOSE_TIER") == "1"
+    verdict = "failed (REQUIRE_COMPOSE_TIER=1)" if required else "skipped"
+    terminalreporter.write_line(f"compose tier {verdict}: {problem}", red=required, yellow=True)

@@ -26,6 +26,9 @@ DEFAULTS = {
     # Below MariaDB's wait_timeout (600 s in db/conf.d/server.cnf).
     "DB_POOL_RECYCLE": "300",
     "DB_CONNECT_TIMEOUT": "5",
+    # Longest any statement of the app may run (MariaDB max_statement_time): its slowest query
+    # takes milliseconds, and a worker held longer is a worker lost to every other client.
+    "DB_STATEMENT_TIMEOUT": "2",
     "LOG_LEVEL": "INFO",
     "SEED_SAMPLE_POSTS": "0",
 }
@@ -43,8 +46,11 @@ class Config:
     pool_timeout: float
     pool_recycle: int
     connect_timeout: int
+    statement_timeout: int
     log_level: str
     seed_sample_posts: bool
+    # Bearer tokens that may write through the API; the backend refuses to start without one.
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, environ=None):
@@ -81,9 +87,20 @@ class Config:
             pool_timeout=get_int("DB_POOL_TIMEOUT", 1),
             pool_recycle=get_int("DB_POOL_RECYCLE", 1),
             connect_timeout=get_int("DB_CONNECT_TIMEOUT", 1),
+            statement_timeout=get_int("DB_STATEMENT_TIMEOUT", 1),
             log_level=log_level,
             seed_sample_posts=get("SEED_SAMPLE_POSTS") == "1",
+            api_tokens=read_tokens(env, "API_TOKENS_FILE") if env.get("API_TOKENS_FILE") else (),
         )
+
+    def require_api_tokens(self):
+        """The backend serves writes only to token holders: no token file, no start."""
+        if not self.api_tokens:
+            raise ConfigError(
+                "config: environment variable API_TOKENS_FILE is required by the backend "
+                "(a file of write tokens, one per line: make secrets creates it)"
+            )
+        return self
 
     @property
     def database_url(self):
@@ -98,15 +115,44 @@ class Config:
         return f"mysql+pymysql://{self.db_user}:***@{self.db_host}:{self.db_port}/{self.db_name}"
 
 
-def read_secret(env, name):
+def _read_file(env, name):
     path = env.get(name)
     if not path:
         raise ConfigError(f"config: environment variable {name} is required but not set")
     try:
         with open(path, encoding="utf-8") as f:
-            value = f.read().rstrip("\n")  # like the init script's $(<file)
+            return path, f.read()
     except OSError as exc:
         raise ConfigError(f"config: {name}={path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config: {name}={path} is not UTF-8 text") from None
+
+
+def read_secret(env, name):
+    path, text = _read_file(env, name)
+    value = text.rstrip("\n")  # like the init script's $(<file)
     if not value:
         raise ConfigError(f"config: {name}={path} is empty")
     return value
+
+
+# A token guards every write: at least 128 bits of randomness, spelled in 32+ characters.
+TOKEN_MIN_LENGTH = 32
+
+
+def read_tokens(env, name):
+    """Tokens of a token file: one per line; blank lines and # comments are skipped."""
+    path, text = _read_file(env, name)
+    tokens = tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+    if not tokens:
+        raise ConfigError(f"config: {name}={path} holds no token")
+    for number, token in enumerate(tokens, 1):
+        printable = token.isascii() and token.isprintable() and " " not in token
+        if len(token) < TOKEN_MIN_LENGTH or not printable:
+            raise ConfigError(
+                f"config: {name}={path}: token {number} must be at least {TOKEN_MIN_LENGTH} "
+                "printable ASCII characters without spaces"
+            )
+    return tokens

@@ -23,14 +23,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_dispose_inherited_pools)
 
 
-def connect_args(config):
+def connect_args(config, read_timeout=30, statement_timeout=None):
+    """PyMySQL arguments. The request path bounds every statement (statement_timeout, seconds);
+    migrations (app.migrate) pass none and a read timeout long enough for DDL on a large table."""
+    session = "SET time_zone = '+00:00'"
+    if statement_timeout:
+        # MariaDB stops the statement itself and frees its locks; the client gets error 1969.
+        session += f", max_statement_time = {float(statement_timeout)}"
     return {
         "connect_timeout": config.connect_timeout,
         # A query that hangs on a half-dead server fails instead of pinning a worker forever.
-        "read_timeout": 30,
-        "write_timeout": 30,
+        "read_timeout": read_timeout,
+        "write_timeout": read_timeout,
         # Timestamps are stored and returned in UTC, whatever the server's time zone.
-        "init_command": "SET time_zone = '+00:00'",
+        "init_command": session,
     }
 
 
@@ -43,7 +49,7 @@ def make_engine(config):
         pool_size=config.pool_size,
         max_overflow=config.max_overflow,
         pool_timeout=config.pool_timeout,
-        connect_args=connect_args(config),
+        connect_args=connect_args(config, statement_timeout=config.statement_timeout),
     )
     _engines.add(engine)
     return engine

@@ -44,7 +44,18 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # ASCII JSON: what a client sends can put U+0085 or U+2028 (line breaks to many readers)
+        # or a lone surrogate (not encodable as UTF-8) into a message; escaped, each entry stays
+        # one line of valid UTF-8.
+        return json.dumps(entry, ensure_ascii=True, default=str)
+
+
+def wsgi_text(value):
+    """A WSGI string (the raw bytes as latin-1, PEP 3333) as the UTF-8 text the client sent;
+    bytes that are not UTF-8 become U+FFFD."""
+    if value is None:
+        return None
+    return value.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def configure_logging(level="INFO"):

@@ -24,6 +24,9 @@ from .logging import configure_logging
 
 log = logging.getLogger("app.migrate")
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+# Seconds a migration statement may wait for the server: an ALTER of a grown table can take many
+# minutes, and an hour still ends a migration whose server died (MIGRATE_READ_TIMEOUT overrides).
+READ_TIMEOUT = 3600
 SAMPLE_POSTS = [
     ("Welcome", "This post was seeded because SEED_SAMPLE_POSTS=1 (development only)."),
     ("Escaping works", "<script>alert('this stays text')</script>"),
@@ -55,6 +58,17 @@ def connect_with_backoff(engine, timeout, first_delay=0.5, max_delay=5.0):
             delay, attempt = delay * 2, attempt + 1
 
 
+def make_engine(config, read_timeout=READ_TIMEOUT):
+    """The migration's own engine: one connection, no statement time limit (MariaDB DDL is not
+    transactional, so an ALTER cut halfway is worse than a slow one), and a read timeout that
+    only a dead server reaches."""
+    return sa.create_engine(
+        config.database_url,
+        poolclass=NullPool,
+        connect_args=connect_args(config, read_timeout=read_timeout),
+    )
+
+
 def seed(conn):
     if conn.execute(sa.select(sa.func.count()).select_from(posts.posts)).scalar():
         log.info("posts table is not empty; sample posts skipped")
@@ -69,13 +83,12 @@ def main():
     try:
         config = Config.from_env()
         timeout = float(os.environ.get("MIGRATE_TIMEOUT", "60"))
+        read_timeout = int(os.environ.get("MIGRATE_READ_TIMEOUT", READ_TIMEOUT))
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
 
-    engine = sa.create_engine(
-        config.database_url, poolclass=NullPool, connect_args=connect_args(config)
-    )
+    engine = make_engine(config, read_timeout)
     log.info("migrating %s", config.safe_url)
     try:
         with connect_with_backoff(engine, timeout) as conn:

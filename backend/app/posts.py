@@ -1,6 +1,7 @@
 """Posts: the table and its queries (SQLAlchemy Core), plus input validation."""
 
 import re
+import unicodedata
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -11,6 +12,15 @@ TITLE_MAX = 200
 BODY_MAX = 10_000
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
+# Lists carry an excerpt, not the whole body: a page of LIMIT_MAX posts then stays small whatever
+# the posts hold (the full body is at /api/posts/<id>). Worst case per item, JSON as UTF-8: every
+# character escaped to 6 bytes (a control character, \u0001), 6 x (200 + 280) + ~120 = 3 KB, so a
+# page of 100 stays below LIST_RESPONSE_CEILING (tests/backend/test_posts_api.py checks it).
+EXCERPT_MAX = 280
+LIST_RESPONSE_CEILING = 320 * 1024
+# Deep pages are reached with `before` (keyset: cost independent of the depth); offset is kept for
+# old clients but bounded, since MariaDB walks the index up to it.
+OFFSET_MAX = 1000
 
 metadata = sa.MetaData()
 
@@ -36,9 +46,29 @@ def _as_dict(row):
     }
 
 
-def list_posts(conn, limit=LIMIT_DEFAULT, offset=0):
-    query = sa.select(posts).order_by(posts.c.id.desc()).limit(limit).offset(offset)
-    return [_as_dict(row) for row in conn.execute(query)]
+def _as_summary(row):
+    return {
+        "id": row.id,
+        "title": row.title,
+        "excerpt": row.excerpt[:EXCERPT_MAX],
+        "truncated": len(row.excerpt) > EXCERPT_MAX,
+        "created_at": row.created_at.isoformat() + "Z",
+        "updated_at": row.updated_at.isoformat() + "Z",
+    }
+
+
+def list_posts(conn, limit=LIMIT_DEFAULT, before=None, offset=0):
+    """Summaries of the newest posts (with id < before, if given): an index range scan that reads
+    offset + limit rows, however large the table and however deep the page."""
+    # One character more than the excerpt tells whether the body goes on.
+    excerpt = sa.func.left(posts.c.body, EXCERPT_MAX + 1).label("excerpt")
+    query = sa.select(
+        posts.c.id, posts.c.title, excerpt, posts.c.created_at, posts.c.updated_at
+    ).order_by(posts.c.id.desc())
+    if before is not None:
+        query = query.where(posts.c.id < before)
+    query = query.limit(limit).offset(offset)
+    return [_as_summary(row) for row in conn.execute(query)]
 
 
 def get_post(conn, post_id):
@@ -63,6 +93,31 @@ def delete_post(conn, post_id):
     return conn.execute(posts.delete().where(posts.c.id == post_id)).rowcount > 0
 
 
+# What text is valid (README, "The API"): Unicode characters only, so no lone UTF-16 surrogate
+# (JSON's "\ud800", or CESU-8 bytes); no control characters (C0, DEL, C1, NUL among them), except
+# newline and tab in a body; and a title a reader can see: whitespace, format characters (zero-width
+# space, BOM, word joiner) and blank letters alone are empty. Bidi controls are allowed (Arabic and
+# Hebrew need them) and isolated on the page (<bdi>), so they cannot reorder what follows.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_TITLE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Letters and symbols that render as nothing: the Hangul fillers and the blank Braille pattern.
+_BLANK_GRAPHIC = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char):
+    # Z*: separators (spaces), C*: controls, format characters, surrogates, private use, unassigned.
+    return unicodedata.category(char)[0] not in "ZC" and char not in _BLANK_GRAPHIC
+
+
+def _check_text(field, value, control):
+    if _SURROGATE.search(value):
+        raise ValidationError(field, "is not valid Unicode text (a lone UTF-16 surrogate)")
+    if control.search(value):
+        allowed = " other than newline and tab" if control is _BODY_CONTROL else ""
+        raise ValidationError(field, f"must not contain control characters{allowed}")
+
+
 def validate_post(data):
     """(title, body) from a decoded JSON object, or ValidationError naming the field."""
     if not isinstance(data, dict):
@@ -73,26 +128,32 @@ def validate_post(data):
     title, body = data.get("title"), data.get("body")
     if not isinstance(title, str):
         raise ValidationError("title", "required, a string")
-    if not title.strip():
-        raise ValidationError("title", "must not be empty")
     if len(title) > TITLE_MAX:
         raise ValidationError("title", f"at most {TITLE_MAX} characters")
+    _check_text("title", title, _TITLE_CONTROL)
+    if not any(_visible(char) for char in title):
+        raise ValidationError("title", "must not be empty: it needs a visible character")
     if not isinstance(body, str):
         raise ValidationError("body", "required, a string")
     if len(body) > BODY_MAX:
         raise ValidationError("body", f"at most {BODY_MAX} characters")
+    _check_text("body", body, _BODY_CONTROL)
     return title, body
 
 
 def parse_page(args):
-    """(limit, offset) from query arguments, or ValidationError naming the bad one."""
+    """(limit, before, offset) from query arguments, or ValidationError naming the bad one."""
 
-    def as_int(name, default, low, high):
+    def as_int(name, default, low, high, hint=""):
         raw = args.get(name)
         if raw is None:
             return default
         if not re.fullmatch(r"[0-9]{1,10}", raw) or not low <= int(raw) <= high:
-            raise ValidationError(name, f"must be an integer from {low} to {high}")
+            raise ValidationError(name, f"must be an integer from {low} to {high}{hint}")
         return int(raw)
 
-    return as_int("limit", LIMIT_DEFAULT, 1, LIMIT_MAX), as_int("offset", 0, 0, 10**9)
+    return (
+        as_int("limit", LIMIT_DEFAULT, 1, LIMIT_MAX),
+        as_int("before", None, 1, 2**31),
+        as_int("offset", 0, 0, OFFSET_MAX, "; page deeper with `before` (the `next` link)"),
+    )

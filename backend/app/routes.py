@@ -2,12 +2,32 @@
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
+from werkzeug.routing import BaseConverter
 
 from . import posts
 from .db import connection
 from .errors import ApiError, NotFoundError
 
 bp = Blueprint("posts", __name__)
+
+
+class PostId(BaseConverter):
+    """A post id as the database makes it: ASCII digits without a leading zero.
+
+    Werkzeug's own int converter also takes "0001" and digits of any script ("\uff11"), so one
+    post would answer to many URLs. Anything else is no route: 404.
+    """
+
+    regex = r"[1-9][0-9]{0,9}"
+
+    def to_python(self, value):
+        return int(value)
+
+
+@bp.record_once
+def _register_converter(state):
+    # Runs when the blueprint is registered, before its URL rules are compiled.
+    state.app.url_map.converters["post_id"] = PostId
 
 
 def json_body():
@@ -17,6 +37,9 @@ def json_body():
         return request.get_json()
     except BadRequest:
         raise ApiError("request body is not valid JSON", 400, "malformed_json") from None
+    except RecursionError:
+        # json.loads recurses per nesting level; no valid post is nested more than one level.
+        raise ApiError("request body is nested too deeply", 400, "malformed_json") from None
 
 
 def found(post, post_id):
@@ -32,9 +55,12 @@ def index():
 
 @bp.get("/api/posts")
 def list_posts():
-    limit, offset = posts.parse_page(request.args)
-    items = posts.list_posts(connection(), limit, offset)
-    return jsonify(posts=items, limit=limit, offset=offset)
+    limit, before, offset = posts.parse_page(request.args)
+    items = posts.list_posts(connection(), limit, before, offset)
+    # A full page may have more behind it: the next one starts below its last id.
+    more = len(items) == limit
+    next_page = url_for("posts.list_posts", limit=limit, before=items[-1]["id"]) if more else None
+    return jsonify(posts=items, limit=limit, offset=offset, next=next_page)
 
 
 @bp.post("/api/posts")
@@ -45,18 +71,18 @@ def create_post():
     return jsonify(post), 201, {"Location": location}
 
 
-@bp.get("/api/posts/<int:post_id>")
+@bp.get("/api/posts/<post_id:post_id>")
 def get_post(post_id):
     return jsonify(found(posts.get_post(connection(), post_id), post_id))
 
 
-@bp.put("/api/posts/<int:post_id>")
+@bp.put("/api/posts/<post_id:post_id>")
 def update_post(post_id):
     title, body = posts.validate_post(json_body())
     return jsonify(found(posts.update_post(connection(), post_id, title, body), post_id))
 
 
-@bp.delete("/api/posts/<int:post_id>")
+@bp.delete("/api/posts/<post_id:post_id>")
 def delete_post(post_id):
     if not posts.delete_post(connection(), post_id):
         raise NotFoundError(f"no post with id {post_id}")

@@ -60,7 +60,16 @@ def migrator_env(mariadb, secrets_dir):
 
 @pytest.fixture(scope="session")
 def app_env(mariadb, secrets_dir):
-    return db_env(mariadb, secrets_dir, "app")
+    """The backend's environment, as compose gives it: the app account and the write tokens."""
+    return {
+        **db_env(mariadb, secrets_dir, "app"),
+        "API_TOKENS_FILE": str(secrets_dir / "api_tokens"),
+    }
+
+
+@pytest.fixture(scope="session")
+def write_token(secrets_dir):
+    return (secrets_dir / "api_tokens").read_text().split()[0]
 
 
 def run_migrate(env, timeout=90):
@@ -90,7 +99,16 @@ def app(migrated, app_env):
 
 @pytest.fixture
 def client(app):
+    """Anyone: reads are public, writes are refused."""
     return app.test_client()
+
+
+@pytest.fixture
+def writer(app, write_token):
+    """A client holding a write token."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {write_token}"
+    return client
 
 
 def connect(env, **kwargs):

@@ -32,7 +32,7 @@ def test_forked_child_gets_a_fresh_pool_and_parent_connections_keep_working(app)
         assert conn.execute(text("SELECT 1")).scalar() == 1
 
 
-def test_a_request_that_fails_after_writing_leaves_nothing_behind(app_env):
+def test_a_request_that_fails_after_writing_leaves_nothing_behind(app_env, write_token):
     app = create_app(Config.from_env(app_env))
 
     @app.post("/write-then-fail")
@@ -41,7 +41,8 @@ def test_a_request_that_fails_after_writing_leaves_nothing_behind(app_env):
         raise RuntimeError("failure after the write")
 
     try:
-        assert app.test_client().post("/write-then-fail").status_code == 500
+        auth = {"Authorization": f"Bearer {write_token}"}
+        assert app.test_client().post("/write-then-fail", headers=auth).status_code == 500
         with app.extensions["db_engine"].connect() as conn:
             count = conn.execute(text("SELECT COUNT(*) FROM posts WHERE title = 'half-done'"))
             assert count.scalar() == 0

@@ -22,14 +22,22 @@ def assert_error(response, status, error=None):
     return data
 
 
-def test_malformed_json_is_400(client):
-    response = client.post("/api/posts", data="{not json", content_type="application/json")
+def test_malformed_json_is_400(writer):
+    response = writer.post("/api/posts", data="{not json", content_type="application/json")
     assert_error(response, 400, "malformed_json")
 
 
+@pytest.mark.parametrize("depth", [1_000, 60_000])
+def test_deeply_nested_json_is_400_not_a_crash(writer, depth):
+    body = "[" * depth + "]" * depth
+    response = writer.post("/api/posts", data=body, content_type="application/json")
+    data = assert_error(response, 400, "malformed_json")
+    assert "nested" in data["message"]
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
-def test_wrong_content_type_is_415(client, content_type):
-    response = client.post("/api/posts", data="title=x&body=y", content_type=content_type)
+def test_wrong_content_type_is_415(writer, content_type):
+    response = writer.post("/api/posts", data="title=x&body=y", content_type=content_type)
     assert_error(response, 415, "unsupported_media_type")
 
 
@@ -47,20 +55,20 @@ def test_wrong_content_type_is_415(client, content_type):
         ({"title": "x", "body": "x", "author": "me"}, "author"),
     ],
 )
-def test_invalid_post_is_422_naming_the_field(client, payload, field):
-    data = assert_error(client.post("/api/posts", json=payload), 422, "validation_failed")
+def test_invalid_post_is_422_naming_the_field(writer, payload, field):
+    data = assert_error(writer.post("/api/posts", json=payload), 422, "validation_failed")
     assert data["field"] == field
     assert field in data["message"]
 
 
-def test_update_is_validated_like_create(client):
-    post = client.post("/api/posts", json={"title": "t", "body": "b"}).get_json()
-    response = client.put(f"/api/posts/{post['id']}", json={"title": "", "body": "b"})
+def test_update_is_validated_like_create(writer):
+    post = writer.post("/api/posts", json={"title": "t", "body": "b"}).get_json()
+    response = writer.put(f"/api/posts/{post['id']}", json={"title": "", "body": "b"})
     assert assert_error(response, 422)["field"] == "title"
 
 
-def test_json_that_is_not_an_object_is_422(client):
-    assert_error(client.post("/api/posts", json=["title", "body"]), 422, "validation_failed")
+def test_json_that_is_not_an_object_is_422(writer):
+    assert_error(writer.post("/api/posts", json=["title", "body"]), 422, "validation_failed")
 
 
 @pytest.mark.parametrize(
@@ -73,29 +81,34 @@ def test_json_that_is_not_an_object_is_422(client):
         ("limit=", "limit"),
         ("offset=-5", "offset"),
         ("offset=1.5", "offset"),
+        # Deep pages go through `before`: an offset makes MariaDB walk the index up to it.
+        ("offset=1001", "offset"),
+        ("offset=1000000000", "offset"),
+        ("before=0", "before"),
+        ("before=abc", "before"),
     ],
 )
 def test_bad_paging_values_are_422_naming_the_parameter(client, query, field):
     assert assert_error(client.get(f"/api/posts?{query}"), 422)["field"] == field
 
 
-def test_unknown_post_id_is_404(client):
-    assert_error(client.get("/api/posts/999999999"), 404, "not_found")
-    assert_error(client.put("/api/posts/999999999", json={"title": "t", "body": "b"}), 404)
+def test_unknown_post_id_is_404(writer):
+    assert_error(writer.get("/api/posts/999999999"), 404, "not_found")
+    assert_error(writer.put("/api/posts/999999999", json={"title": "t", "body": "b"}), 404)
 
 
 def test_unknown_url_is_404_json(client):
     assert_error(client.get("/no/such/page"), 404, "not_found")
 
 
-def test_wrong_method_is_405_with_allow_header(client):
-    response = client.patch("/api/posts")
+def test_wrong_method_is_405_with_allow_header(writer):
+    response = writer.patch("/api/posts")
     assert_error(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
 
 
-def test_oversized_body_is_413_json(client):
-    response = client.post("/api/posts", json={"title": "x", "body": "x" * 200_000})
+def test_oversized_body_is_413_json(writer):
+    response = writer.post("/api/posts", json={"title": "x", "body": "x" * 200_000})
     assert_error(response, 413)
 
 
@@ -123,3 +136,28 @@ def test_unexpected_exception_is_500_without_traceback_but_logged(app_env):
     assert line["request_id"] == data["request_id"] == "boom-1"
     assert "Traceback" in line["exc_info"]
     assert "xyzzy" in line["exc_info"]
+
+
+def test_slash_redirect_of_the_framework_is_json(client):
+    response = client.get("/api//posts?limit=1")
+    assert response.status_code == 308
+    assert response.mimetype == "application/json"
+    assert response.get_json()["location"] == response.headers["Location"]
+    assert response.headers["Location"].endswith("/api/posts?limit=1")
+
+
+def test_bodiless_answers_claim_no_media_type(client, writer):
+    post = writer.post("/api/posts", json={"title": "t", "body": "b"}).get_json()
+    deleted = writer.delete(f"/api/posts/{post['id']}")
+    options = client.options("/api/posts")
+    for response in (deleted, options):
+        assert response.status_code == 204
+        assert "Content-Type" not in response.headers
+        assert response.get_data() == b""
+    assert "GET" in options.headers["Allow"]
+
+
+def test_not_modified_static_file_stays_a_bodiless_304(client):
+    first = client.get("/static/style.css")
+    again = client.get("/static/style.css", headers={"If-None-Match": first.headers["ETag"]})
+    assert (first.status_code, again.status_code) == (200, 304)

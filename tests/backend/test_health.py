@@ -25,10 +25,6 @@ def test_healthz_answers_without_a_database_and_readyz_says_why_not(app_env):
     assert body["request_id"] == response.headers["X-Request-ID"]
 
 
-def test_debug_is_off_outside_the_dev_target(app):
-    assert app.debug is False
-
-
 def test_readyz_is_200_when_the_database_answers(client):
     assert client.get("/readyz").get_json() == {"status": "ready"}
 

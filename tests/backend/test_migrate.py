@@ -2,6 +2,13 @@
 
 import time
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from app import db, migrate
+from app.config import Config
+
 from .conftest import connect, run_migrate
 
 
@@ -61,3 +68,18 @@ def test_migrate_retries_with_backoff_then_gives_up_within_its_time_budget(migra
     assert "after 3s" in output
     assert "not-the-password" not in output
     assert elapsed < 15
+
+
+def test_migrations_are_not_bound_by_the_request_paths_statement_limit(migrator_env):
+    # The request path stops statements after DB_STATEMENT_TIMEOUT; a migration's ALTER of a grown
+    # table must run to its end (MariaDB DDL cut halfway is not rolled back).
+    config = Config.from_env({**migrator_env, "DB_STATEMENT_TIMEOUT": "1"})
+    request_engine, migrate_engine = db.make_engine(config), migrate.make_engine(config)
+    try:
+        with request_engine.connect() as conn, pytest.raises(OperationalError, match="1969"):
+            conn.execute(text("SELECT SLEEP(2)"))
+        with migrate_engine.connect() as conn:
+            assert conn.execute(text("SELECT SLEEP(2)")).scalar() == 0  # 0: not interrupted
+    finally:
+        request_engine.dispose()
+        migrate_engine.dispose()

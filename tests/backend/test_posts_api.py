@@ -4,82 +4,134 @@ import html
 import json
 
 
-def create(client, title="A title", body="A body"):
-    response = client.post("/api/posts", json={"title": title, "body": body})
+def create(writer, title="A title", body="A body"):
+    response = writer.post("/api/posts", json={"title": title, "body": body})
     assert response.status_code == 201, response.get_json()
     return response
 
 
-def test_created_post_answers_201_with_location_of_the_new_post(client):
-    response = create(client, "First", "Hello")
+def test_created_post_answers_201_with_location_of_the_new_post(writer):
+    response = create(writer, "First", "Hello")
     post = response.get_json()
     assert response.headers["Location"] == f"/api/posts/{post['id']}"
     assert post["title"] == "First"
     assert post["body"] == "Hello"
     assert post["created_at"].endswith("Z")
-    assert client.get(response.headers["Location"]).get_json() == post
+    assert writer.get(response.headers["Location"]).get_json() == post
 
 
-def test_post_can_be_read_updated_and_deleted(client):
-    post = create(client).get_json()
+def test_post_can_be_read_updated_and_deleted(writer):
+    post = create(writer).get_json()
     url = f"/api/posts/{post['id']}"
 
-    updated = client.put(url, json={"title": "New title", "body": "New body"})
+    updated = writer.put(url, json={"title": "New title", "body": "New body"})
     assert updated.status_code == 200
     assert updated.get_json()["title"] == "New title"
-    assert client.get(url).get_json()["body"] == "New body"
+    assert writer.get(url).get_json()["body"] == "New body"
 
-    assert client.delete(url).status_code == 204
-    assert client.get(url).status_code == 404
-    assert client.delete(url).status_code == 404
+    assert writer.delete(url).status_code == 204
+    assert writer.get(url).status_code == 404
+    assert writer.delete(url).status_code == 404
 
 
-def test_update_with_unchanged_values_still_finds_the_post(client):
-    post = create(client, "Same", "Same").get_json()
-    response = client.put(f"/api/posts/{post['id']}", json={"title": "Same", "body": "Same"})
+def test_update_with_unchanged_values_still_finds_the_post(writer):
+    post = create(writer, "Same", "Same").get_json()
+    response = writer.put(f"/api/posts/{post['id']}", json={"title": "Same", "body": "Same"})
     assert response.status_code == 200
 
 
-def test_list_returns_newest_first_and_pages_with_limit_and_offset(client):
-    ids = [create(client, f"page {i}").get_json()["id"] for i in range(3)]
-    page = client.get("/api/posts?limit=2").get_json()
+def test_list_returns_newest_first_and_pages_with_limit_and_offset(writer):
+    ids = [create(writer, f"page {i}").get_json()["id"] for i in range(3)]
+    page = writer.get("/api/posts?limit=2").get_json()
     assert [p["id"] for p in page["posts"]] == [ids[2], ids[1]]
     assert (page["limit"], page["offset"]) == (2, 0)
-    next_page = client.get("/api/posts?limit=1&offset=2").get_json()
+    next_page = writer.get("/api/posts?limit=1&offset=2").get_json()
     assert [p["id"] for p in next_page["posts"]] == [ids[0]]
 
 
-def test_list_defaults_to_20_posts_and_allows_100(client):
+def test_list_pages_with_the_next_link_until_the_last_page(writer):
+    ids = [create(writer, f"keyset {i}").get_json()["id"] for i in range(5)]
+    page = writer.get("/api/posts?limit=2").get_json()
+    assert [p["id"] for p in page["posts"]] == [ids[4], ids[3]]
+    assert page["next"] == f"/api/posts?limit=2&before={ids[3]}"
+    page = writer.get(page["next"]).get_json()
+    assert [p["id"] for p in page["posts"]] == [ids[2], ids[1]]
+
+    before_first = writer.get(f"/api/posts?limit=2&before={ids[0]}").get_json()["posts"]
+    assert all(p["id"] < ids[0] for p in before_first)
+    oldest = min(p["id"] for p in writer.get("/api/posts?limit=100").get_json()["posts"])
+    last = writer.get(f"/api/posts?limit=2&before={oldest}").get_json()
+    assert (last["posts"], last["next"]) == ([], None)
+
+
+def test_list_items_carry_an_excerpt_not_the_body(writer):
+    short = create(writer, "short", "all of it").get_json()
+    long = create(writer, "long", "é" * 280 + "the rest").get_json()
+    listed = {p["id"]: p for p in writer.get("/api/posts?limit=2").get_json()["posts"]}
+    assert "body" not in listed[long["id"]]
+    assert listed[long["id"]]["excerpt"] == "é" * 280
+    assert listed[long["id"]]["truncated"] is True
+    assert listed[short["id"]]["excerpt"] == "all of it"
+    assert listed[short["id"]]["truncated"] is False
+    # The whole body is one request away.
+    assert writer.get(f"/api/posts/{long['id']}").get_json()["body"] == "é" * 280 + "the rest"
+
+
+# The promise: a list page is at most 320 KiB, whatever 100 posts hold (backend/app/posts.py).
+LIST_CEILING = 320 * 1024
+
+
+def test_worst_case_list_response_stays_under_its_ceiling(writer):
+    # Widest as JSON: quotes escape to 2 bytes, an emoji is 4 bytes of UTF-8 (12 if \u-escaped).
+    for _ in range(100):
+        create(writer, '"' * 200, "🎉" * 10_000)
+    response = writer.get("/api/posts?limit=100")
+    raw = response.get_data()
+    assert len(response.get_json()["posts"]) == 100
+    assert "🎉".encode() in raw and b"\\ud83c" not in raw, "JSON must be UTF-8, not escapes"
+    # Sanity: 100 full excerpts are there, so this is the worst case and not an empty page.
+    assert len(raw) > 100 * 280 * 4
+    assert len(raw) <= LIST_CEILING, f"{len(raw)} bytes"
+
+
+def test_a_single_post_is_utf8_json(writer):
+    post = create(writer, "utf-8", "🎉" * 10_000).get_json()
+    raw = writer.get(f"/api/posts/{post['id']}").get_data()
+    # 4 bytes per emoji: 40 KB, where \u escapes would make it 120 KB.
+    assert 40_000 < len(raw) < 41_000
+
+
+def test_list_defaults_to_20_posts_and_allows_100(writer):
     for i in range(21):
-        create(client, f"bulk {i}")
-    assert len(client.get("/api/posts").get_json()["posts"]) == 20
-    assert client.get("/api/posts?limit=100").status_code == 200
+        create(writer, f"bulk {i}")
+    assert len(writer.get("/api/posts").get_json()["posts"]) == 20
+    assert writer.get("/api/posts?limit=100").status_code == 200
 
 
-def test_emoji_and_right_to_left_text_round_trip_unchanged(client):
+def test_emoji_and_right_to_left_text_round_trip_unchanged(writer):
     title = "Émoji 🎉🚀 و שלום عالم"
     body = "RTL: \u202eמימין לשמאל\u202c, astral: 𝄞 👩‍💻, CJK: 漢字"
-    post = create(client, title, body).get_json()
-    stored = client.get(f"/api/posts/{post['id']}").get_json()
+    post = create(writer, title, body).get_json()
+    stored = writer.get(f"/api/posts/{post['id']}").get_json()
     assert (stored["title"], stored["body"]) == (title, body)
 
 
-def test_title_of_200_emoji_is_accepted(client):
-    assert create(client, "🎉" * 200).get_json()["title"] == "🎉" * 200
+def test_title_of_200_emoji_is_accepted(writer):
+    assert create(writer, "🎉" * 200).get_json()["title"] == "🎉" * 200
 
 
-def test_body_of_10000_characters_is_accepted_and_10001_refused(client):
-    accepted = create(client, "long", "ü" * 10_000).get_json()
-    assert len(client.get(f"/api/posts/{accepted['id']}").get_json()["body"]) == 10_000
+def test_body_of_10000_characters_is_accepted_and_10001_refused(writer):
+    accepted = create(writer, "long", "ü" * 10_000).get_json()
+    assert len(writer.get(f"/api/posts/{accepted['id']}").get_json()["body"]) == 10_000
 
-    refused = client.post("/api/posts", json={"title": "long", "body": "ü" * 10_001})
+    refused = writer.post("/api/posts", json={"title": "long", "body": "ü" * 10_001})
     assert refused.status_code == 422
     assert refused.get_json()["field"] == "body"
 
 
-def test_body_of_10000_emoji_is_accepted_even_when_json_escaped(client):
+def test_body_of_10000_emoji_is_accepted_even_when_json_escaped(writer):
     # json.dumps escapes each emoji as a surrogate pair (12 bytes): ~120 KB on the wire.
-    response = client.post(
+    response = writer.post(
         "/api/posts",
         data=json.dumps({"title": "🎉" * 200, "body": "🎉" * 10_000}),
         content_type="application/json",
@@ -88,9 +140,9 @@ def test_body_of_10000_emoji_is_accepted_even_when_json_escaped(client):
     assert response.get_json()["body"] == "🎉" * 10_000
 
 
-def test_page_lists_posts_with_titles_and_bodies_html_escaped(client):
-    create(client, "<script>alert(1)</script>", '<b>bold</b> & "quoted"')
-    response = client.get("/")
+def test_page_lists_posts_with_titles_and_bodies_html_escaped(writer):
+    create(writer, "<script>alert(1)</script>", '<b>bold</b> & "quoted"')
+    response = writer.get("/")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert response.mimetype == "text/html"
@@ -99,10 +151,10 @@ def test_page_lists_posts_with_titles_and_bodies_html_escaped(client):
     assert "&lt;b&gt;bold&lt;/b&gt; &amp;" in page
 
 
-def test_page_has_no_inline_script_or_style_so_a_strict_csp_holds(client):
-    page = client.get("/").get_data(as_text=True)
+def test_page_has_no_inline_script_or_style_so_a_strict_csp_holds(writer):
+    page = writer.get("/").get_data(as_text=True)
     assert "<script" not in page.replace("&lt;script", "")
     assert "<style" not in page
     assert "style=" not in page
     assert 'href="/static/style.css"' in page
-    assert client.get("/static/style.css").status_code == 200
+    assert writer.get("/static/style.css").status_code == 200

@@ -4,10 +4,13 @@ import io
 import json
 import logging
 import re
+import socket
+from pathlib import Path
 
 import requests
 
 from app.logging import JsonFormatter
+from tests.e2e.helpers import wait_for
 
 
 def test_request_id_from_header_is_echoed(client):
@@ -62,3 +65,41 @@ def test_gunicorn_access_log_is_json_with_request_id_and_proxied_client(gunicorn
 def test_every_gunicorn_log_line_is_json(gunicorn):
     requests.get(f"{gunicorn.url}/healthz", timeout=10)
     assert not [line for line in gunicorn.json_lines() if "unparsed" in line]
+
+
+def send_raw(url, request_bytes):
+    """Send a hand-made HTTP request (bytes no client library would send) and read the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        return sock.recv(65536)
+
+
+def test_non_ascii_path_and_headers_keep_each_log_line_one_utf8_json_object(gunicorn):
+    send_raw(
+        gunicorn.url,
+        b"GET /search/%C3%85ngstr%C3%B6m HTTP/1.1\r\nHost: x\r\nX-Request-ID: utf8-path\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    # 0x85 is NEL once decoded as latin-1: a line break to Python's splitlines and others.
+    send_raw(
+        gunicorn.url,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: x\x85y\xe2\x80\xa8z\r\n"
+        b"X-Request-ID: nel-agent\r\nConnection: close\r\n\r\n",
+    )
+
+    def both_logged():
+        raw = Path(gunicorn.log_file).read_bytes()
+        entries = {}
+        for line in raw.split(b"\n"):
+            if line:
+                entry = json.loads(line.decode("utf-8"))  # strict: UTF-8, one object per line
+                entries[entry.get("request_id")] = entry
+        return (raw, entries) if {"utf8-path", "nel-agent"} <= entries.keys() else None
+
+    raw, entries = wait_for(both_logged, 10, "gunicorn's access lines of both requests")
+    # The path as the client meant it (percent-decoded bytes read as UTF-8, PEP 3333) ...
+    assert entries["utf8-path"]["path"] == "/search/Ångström"
+    # ... and bytes that are not UTF-8 replaced, not passed on as line breaks.
+    assert entries["nel-agent"]["user_agent"] == "x\ufffdy\u2028z"
+    assert b"\xc2\x85" not in raw and b"\xe2\x80\xa8" not in raw

@@ -17,7 +17,7 @@ LONG_RUNNING = ("proxy", "backend", "db")
 # Which secrets each long-running service consumes (migrate reads db_migrator_password; its exit
 # code 0, checked below, shows it could).
 CONSUMERS = {
-    "backend": ["db_app_password"],
+    "backend": ["db_app_password", "api_tokens"],
     "db": ["db_root_password", "db_migrator_password", "db_app_password", "db_backup_password"],
 }
 
@@ -187,21 +187,35 @@ def test_each_secret_is_readable_by_its_consumer(stack, service):
         assert result.stdout == values[name]
 
 
-def test_no_secret_in_any_environment_or_image(stack, containers):
-    values = _secret_values(stack).values()
-    for service, c in all_containers(containers):
-        env = "\n".join(c["Config"]["Env"] or [])
-        assert not [v for v in values if v in env], f"{service}: secret in environment"
-        image = subprocess.run(
-            ["docker", "image", "inspect", c["Image"]], capture_output=True, text=True, check=True
-        ).stdout
-        history = subprocess.run(
-            ["docker", "history", "--no-trunc", c["Image"]],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert not [v for v in values if v in image + history], f"{service}: secret in image"
+def test_backend_runs_gunicorn_not_flask_run(stack):
+    """The production image's processes: gunicorn's master under the init, its workers under
+    the master, and nothing else (no `flask run`, whose --debug serves Werkzeug's debugger).
+    Through the proxy: tests/e2e/test_debugger.py."""
+    script = (
+        "import json, os\n"
+        "procs = {}\n"
+        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n"
+        "        stat = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()\n"
+        "        cmd = open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\\0', b' ')\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    procs[pid] = [int(stat[1]), cmd.decode().strip()]\n"
+        "print(json.dumps(procs))\n"
+    )
+    for index in (1, 2):
+        out = stack.exec("backend", "python", "-c", script, index=index, check=True).stdout
+        procs = {int(pid): tuple(entry) for pid, entry in json.loads(out).items()}
+        # The container's own processes: PID 1 and its descendants (not this exec).
+        init = procs[1][1]
+        (master,) = [pid for pid, (ppid, _) in procs.items() if ppid == 1]
+        workers = [pid for pid, (ppid, _) in procs.items() if ppid == master]
+        assert init.startswith("/sbin/docker-init -- gunicorn -c gunicorn.conf.py"), init
+        assert procs[master][1].endswith("gunicorn -c gunicorn.conf.py"), procs[master]
+        assert workers, f"gunicorn master {master} has no workers"
+        for pid in workers:
+            assert "gunicorn" in procs[pid][1], procs[pid]
+        assert not [cmd for _, cmd in procs.values() if "flask" in cmd], procs
 
 
 def test_two_backend_replicas_serve_requests(stack, containers):

@@ -87,6 +87,15 @@ def make_client(stack: Stack) -> requests.Session:
 
 @pytest.fixture
 def client(stack):
-    """A fresh requests.Session per test: no keep-alive connection outlives a reload or a kill."""
+    """A fresh requests.Session per test: no keep-alive connection outlives a reload or a kill.
+    Anonymous: it may read; its writes are refused (401)."""
     with make_client(stack) as session:
+        yield session
+
+
+@pytest.fixture
+def writer(stack):
+    """Like `client`, holding a write token (Authorization: Bearer)."""
+    with make_client(stack) as session:
+        session.headers["Authorization"] = f"Bearer {stack.write_token}"
         yield session

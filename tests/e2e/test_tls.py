@@ -1,8 +1,10 @@
-"""TLS: 1.2 and 1.3 only, a certificate from the development CA that names the host."""
+"""TLS: 1.2 and 1.3 only, a certificate from the development CA that names the host, and
+Mozilla's "intermediate" configuration as sslyze checks it."""
 
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from urllib.parse import urlsplit
 
@@ -119,3 +121,31 @@ def test_certificate_is_not_trusted_without_the_dev_ca(stack):
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     with pytest.raises(ssl.SSLCertVerificationError):
         handshake(context, host, port, stack.client_address)
+
+
+def sslyze_intermediate(host, port, cafile):
+    """sslyze's check against Mozilla's "intermediate" configuration; returns its report.
+
+    Trusts CAFILE for the certificate path (the dev CA is in no public trust store) and dials
+    127.0.0.1 whatever HOST resolves to. Exits 0 also when it could not connect: read the report.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "sslyze", "--mozilla_config=intermediate",
+         f"--certinfo_ca_file={cafile}", f"{host}:{port}{{127.0.0.1}}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return result.stdout + result.stderr
+
+
+def test_tls_complies_with_mozilla_intermediate(stack):
+    host, port = target(stack)
+    report = sslyze_intermediate(host, port, stack.ca_bundle)
+    assert f"{host}:{port}: OK - Compliant." in report, report[-3000:]
+
+
+def test_sslyze_reports_a_server_that_breaks_mozilla_intermediate(old_tls_server):
+    """Control for the test above: the check does fail a server that accepts TLS 1.0 and 1.1."""
+    port, cafile = old_tls_server
+    report = sslyze_intermediate("localhost", port, cafile)
+    assert f"localhost:{port}: FAILED - Not compliant." in report, report[-3000:]
+    assert "tls_versions: TLS versions" in report, report[-3000:]

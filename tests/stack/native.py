@@ -27,7 +27,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.stack import SERVICES, free_port
+from tests.stack import (
+    DB_LOGIN_SCRIPT,
+    NGINX_WORKER,
+    SERVICES,
+    db_login_outcome,
+    free_port,
+    read_write_token,
+)
 from tests.stack.mariadb import MariaDB
 from tests.stack.nginx import Nginx, load_env_file
 
@@ -212,6 +219,10 @@ class NativeStack:
         return found
 
     # --- operations of the Stack interface -----------------------------------------------
+    @property
+    def write_token(self) -> str:
+        return read_write_token(self.secrets_dir)
+
     def stop_db(self) -> None:
         self._need(self.db, "db").stop()
         self._record("db", None)
@@ -260,11 +271,30 @@ class NativeStack:
             detail=lambda: tail(self.log_dir / "proxy.log"),
         )
 
+    def proxy_worker_count(self) -> int:
+        master = self._recorded_pid("proxy")
+        if master is None:
+            raise RuntimeError("nginx is not running")
+        return sum(pid_program(pid).strip() == NGINX_WORKER for pid in children(master))
+
     def logs(self, service: str) -> str:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}; one of {SERVICES}")
         path = self.log_dir / f"{service}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def db_login(self, user: str, password: str) -> bool:
+        # The backend's interpreter on the backend's host (loopback), as the backend connects.
+        result = subprocess.run(
+            [sys.executable, "-c", DB_LOGIN_SCRIPT, user],
+            input=password,
+            env=self._process_env(self.db_client_env(user)),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return db_login_outcome(result)
 
     # --- start-up steps ----------------------------------------------------------------------
     def _start_db(self) -> None:
@@ -318,6 +348,7 @@ class NativeStack:
                 **self.db_client_env("app"),
                 "GUNICORN_BIND": f"{HOST}:{self.backend_port}",
                 "GUNICORN_WORKERS": "2",
+                "API_TOKENS_FILE": str(self.secrets_dir / "api_tokens"),
             }
         )
         log_path = self.log_dir / "backend.log"
@@ -437,10 +468,11 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in ("up", "down"):
         print(usage, file=sys.stderr)
         return 2
+    # HTTP_PORT/HTTPS_PORT as make passes them from .env; empty means the default, as in compose.
     stack = NativeStack(
         REPO / ".run" / "native",
-        int(os.environ.get("HTTP_PORT", "8080")),
-        int(os.environ.get("HTTPS_PORT", "8443")),
+        int(os.environ.get("HTTP_PORT") or "8080"),
+        int(os.environ.get("HTTPS_PORT") or "8443"),
     )
     if argv[0] == "down":
         running = stack.running_pids()

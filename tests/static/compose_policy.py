@@ -152,6 +152,39 @@ def startup_order_is_safe(config):
     return problems
 
 
+_SIZE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
+_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _tmpfs_mounts(svc):
+    """(path, size in bytes or None) of each tmpfs of a service, short and long syntax."""
+    mounts = []
+    for entry in svc.get("tmpfs") or []:
+        path, _, options = entry.partition(":")
+        sizes = [o.split("=", 1)[1] for o in options.split(",") if o.startswith("size=")]
+        match = _SIZE.match(sizes[0]) if sizes else None
+        mounts.append((path, int(match[1]) * _UNIT[match[2].lower()] if match else None))
+    for volume in svc.get("volumes") or []:
+        if volume.get("type") == "tmpfs":
+            size = (volume.get("tmpfs") or {}).get("size")
+            mounts.append((volume["target"], int(size) if size else None))
+    return mounts
+
+
+def every_tmpfs_is_sized(config):
+    """A tmpfs is RAM charged to the container: each has a size, and together they stay below the
+    service's memory limit (unsized, one may grow to half the host's RAM)."""
+    problems = []
+    for name, svc in _services(config):
+        mounts = _tmpfs_mounts(svc)
+        problems += [f"{name}: tmpfs {path} has no size" for path, size in mounts if not size]
+        limit = ((svc.get("deploy") or {}).get("resources") or {}).get("limits", {}).get("memory")
+        total = sum(size or 0 for _, size in mounts)
+        if limit and total >= int(limit):
+            problems.append(f"{name}: tmpfs sizes ({total} bytes) reach its memory limit {limit}")
+    return problems
+
+
 DEV_RULES = [
     only_proxy_publishes,
     private_networks_are_internal,
@@ -160,6 +193,7 @@ DEV_RULES = [
     no_secret_in_environment,
     images_are_pinned,
     startup_order_is_safe,
+    every_tmpfs_is_sized,
 ]
 PROD_RULES = DEV_RULES + [
     services_are_hardened,

@@ -117,6 +117,14 @@ def _no_restart(c):
     c["services"]["db"].pop("restart")
 
 
+def _unsized_tmpfs(c):
+    c["services"]["backend"]["tmpfs"] = ["/tmp"]
+
+
+def _tmpfs_beyond_memory_limit(c):
+    c["services"]["proxy"]["tmpfs"] = ["/var/cache/nginx:size=256m,uid=101,gid=101,mode=0700"]
+
+
 BREAKAGES = [
     (policy.only_proxy_publishes, _publish_db),
     (policy.private_networks_are_internal, _make_appnet_public),
@@ -132,6 +140,8 @@ BREAKAGES = [
     (policy.services_are_hardened, _no_log_rotation),
     (policy.services_have_limits, _no_pids_limit),
     (policy.long_running_services_restart, _no_restart),
+    (policy.every_tmpfs_is_sized, _unsized_tmpfs),
+    (policy.every_tmpfs_is_sized, _tmpfs_beyond_memory_limit),
 ]
 
 

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -392,17 +393,29 @@ def test_acme_challenge_is_served_over_http_not_redirected(proxy, client):
 
 
 def test_requests_reach_backend_with_forwarding_headers_and_request_id(proxy, client):
-    response = client.get(
-        f"{proxy.https}/api/posts?x=1",
-        headers={"X-Forwarded-For": "6.6.6.6", "X-Request-ID": "forged"},
-        timeout=TIMEOUT,
-    )
+    forged = {
+        "X-Forwarded-For": "6.6.6.6",
+        "X-Forwarded-Proto": "http",
+        "X-Request-ID": "forged",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "1",
+        "X-Forwarded-Prefix": "/evil",
+        "X-Forwarded-Ssl": "off",
+        "X-Forwarded-Protocol": "http",
+        "Forwarded": "for=6.6.6.6;host=evil.example;proto=http",
+    }
+    response = client.get(f"{proxy.https}/api/posts?x=1", headers=forged, timeout=TIMEOUT)
     assert response.status_code == 200
     seen = response.json()["headers"]
-    assert seen["host"] == "localhost"
+    # The name nginx served and the public port: the backend's redirects come back here.
+    assert seen["host"] == f"localhost:{urlsplit(proxy.https).port}"
+    # The client's own claims are replaced, not appended to ...
     assert seen["x-forwarded-proto"] == "https"
-    # The client's own claims are replaced, not appended to.
     assert seen["x-forwarded-for"] == "127.0.0.1" == seen["x-real-ip"]
+    # ... and every other forwarding header is dropped.
+    for name in ("forwarded", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
+                 "x-forwarded-ssl", "x-forwarded-protocol"):  # fmt: skip
+        assert name not in seen, f"{name} reached the backend"
     assert seen["x-request-id"] == response.headers["X-Request-ID"] != "forged"
     assert response.json()["path"] == "/api/posts?x=1"
 

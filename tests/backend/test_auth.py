@@ -1,0 +1,127 @@
+"""Writes need a bearer token from the token file; reads stay public; no token reaches a log."""
+
+import pytest
+import requests
+
+from app import create_app
+from app.config import Config, ConfigError
+from tests.stack import free_port
+
+POST = {"title": "t", "body": "b"}
+CHALLENGE = 'Bearer realm="api"'
+INVALID = 'Bearer realm="api", error="invalid_token"'
+WRONG_TOKEN = "W" * 40
+
+
+def assert_unauthorized(response, challenge):
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.headers["WWW-Authenticate"] == challenge
+    data = response.get_json()
+    assert data["error"] == "unauthorized"
+    assert data["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_reads_need_no_token(client):
+    assert client.get("/api/posts").status_code == 200
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_write_without_a_token_is_401_with_a_bearer_challenge(client, method):
+    response = client.open("/api/posts/1", method=method, json=POST)
+    assert_unauthorized(response, CHALLENGE)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        f"Bearer {WRONG_TOKEN}",
+        "Bearer ",
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Token {token}",
+        "Bearer {token} extra",
+        "Bearer {token}x",
+        "Bearer x{token}",
+        "Bearer \u00e9{token}",
+    ],
+    ids=["wrong", "empty", "no-token", "basic", "other-scheme", "trailing-word", "suffix",
+         "prefix", "non-ascii"],
+)  # fmt: skip
+def test_wrong_or_malformed_token_is_401(client, write_token, authorization):
+    header = authorization.format(token=write_token)
+    response = client.post("/api/posts", json=POST, headers={"Authorization": header})
+    assert_unauthorized(response, INVALID)
+
+
+def test_the_right_token_writes_and_the_scheme_is_case_insensitive(client, write_token):
+    response = client.post(
+        "/api/posts", json=POST, headers={"Authorization": f"bearer {write_token}"}
+    )
+    assert response.status_code == 201
+
+
+def test_every_token_in_the_file_is_accepted_during_a_rotation(app_env, tmp_path):
+    old, new = "o" * 32, "n" * 40
+    tokens = tmp_path / "api_tokens"
+    tokens.write_text(f"# rotation: new token handed out, old one still valid\n{old}\n\n{new}\n")
+    app = create_app(Config.from_env({**app_env, "API_TOKENS_FILE": str(tokens)}))
+    try:
+        writer = app.test_client()
+        for token in (old, new):
+            auth = {"Authorization": f"Bearer {token}"}
+            assert writer.post("/api/posts", json=POST, headers=auth).status_code == 201
+        auth = {"Authorization": f"Bearer {'x' * 32}"}
+        assert writer.post("/api/posts", json=POST, headers=auth).status_code == 401
+    finally:
+        app.extensions["db_engine"].dispose()
+
+
+def test_token_is_checked_before_any_database_work(app_env, write_token):
+    # No database behind this app: a write that got past the check would answer 503.
+    unreachable = {**app_env, "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}
+    app = create_app(Config.from_env(unreachable))
+    try:
+        anonymous = app.test_client().post("/api/posts", json=POST)
+        assert_unauthorized(anonymous, CHALLENGE)
+        auth = {"Authorization": f"Bearer {write_token}"}
+        authorised = app.test_client().post("/api/posts", json=POST, headers=auth)
+        assert authorised.status_code == 503  # control: this one did reach the database
+    finally:
+        app.extensions["db_engine"].dispose()
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        ("", "holds no token"),
+        ("# only a comment\n\n", "holds no token"),
+        ("short-token\n", "at least 32"),
+        ("a token with spaces that is long enough\n", "at least 32"),
+    ],
+)
+def test_backend_refuses_to_start_with_no_or_weak_tokens(app_env, tmp_path, content, problem):
+    tokens = tmp_path / "api_tokens"
+    tokens.write_text(content)
+    with pytest.raises(ConfigError, match=problem):
+        Config.from_env({**app_env, "API_TOKENS_FILE": str(tokens)})
+
+
+def test_backend_refuses_to_start_without_a_token_file(app_env):
+    without = {k: v for k, v in app_env.items() if k != "API_TOKENS_FILE"}
+    with pytest.raises(ConfigError, match="API_TOKENS_FILE is required"):
+        create_app(Config.from_env(without))
+
+
+def test_no_token_reaches_the_log(gunicorn, write_token):
+    for token in (write_token, WRONG_TOKEN):
+        response = requests.delete(
+            f"{gunicorn.url}/api/posts/999999999",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code in (401, 404)
+    log = gunicorn.log()
+    assert '"status": 401' in log and '"status": 404' in log  # both requests were logged
+    assert write_token not in log
+    assert WRONG_TOKEN not in log
