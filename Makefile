@@ -7,6 +7,8 @@ MAKEFLAGS += --no-print-directory
 VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST  := $(PYTHON) -m pytest
+# Every shell script of the stack, its CI and its database init; shellcheck reads .shellcheckrc.
+SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/lib/*.sh db/initdb.d/*.sh) .ci/run
 # Files named explicitly: a COMPOSE_FILE in the environment or .env cannot turn `make down` into
 # a command on production (its own project, hardened-stack-prod).
 COMPOSE := docker compose -f compose.yaml
@@ -26,20 +28,25 @@ dotenv = $(shell [ -f .env ] && sed -n -E \
   -e 's/[[:space:]]+$(HASH).*//; s/[[:space:]]+$$//; p' .env | tail -n 1)
 SECRETS_DIR ?= $(or $(call dotenv,SECRETS_DIR),./secrets)
 CERTS_DIR   ?= $(or $(call dotenv,CERTS_DIR),./certs)
+BACKUP_DIR  ?= $(or $(call dotenv,BACKUP_DIR),./backups)
 SERVER_NAME ?= $(call dotenv,SERVER_NAME)
 HTTP_PORT   ?= $(call dotenv,HTTP_PORT)
 HTTPS_PORT  ?= $(call dotenv,HTTPS_PORT)
-export SECRETS_DIR CERTS_DIR
+export SECRETS_DIR CERTS_DIR BACKUP_DIR
+# The operations (backup, restore, rotate-secret, reload-proxy, db-shell) act on the native stack
+# while `make native-up`'s one runs, else on production; RUNTIME=compose|native chooses.
+RUNTIME ?= $(if $(wildcard .run/native/stack.env),native,compose)
 # Only when set: an empty value would hide the defaults of the scripts and the native runner.
 $(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT,$(if $($(name)),$(eval export $(name))))
 
 .PHONY: help deps venv certs secrets docker-check up down logs ps prod-up prod-down \
-        native-up native-down lint test test-backend test-static test-e2e test-compose
+        native-up native-down lint test test-backend test-static test-e2e test-compose \
+        backup-dir backup restore rotate-secret reload-proxy db-shell bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install the Debian packages the native tiers need (skips what is there; disables their services)
+deps: ## Install the Debian packages the native tiers and the browser test need (disables their services)
 	@scripts/install-deps.sh
 
 venv: $(VENV)/.installed ## Create the test venv (.venv) from tests/requirements.txt
@@ -71,7 +78,7 @@ logs: docker-check ## Follow the dev stack's logs
 ps: docker-check ## Show the dev stack's services and health
 	$(COMPOSE) ps
 
-prod-up: docker-check secrets ## Start production on this host (needs SERVER_NAME and certs/server.{crt,key})
+prod-up: docker-check secrets backup-dir ## Start production on this host (needs SERVER_NAME and certs/server.{crt,key})
 	$(PROD) up -d --build --wait
 
 prod-down: docker-check ## Stop production (keeps the database volume)
@@ -83,10 +90,43 @@ native-up: deps venv certs secrets ## Run the whole stack as local processes on 
 native-down: venv ## Stop what native-up started and remove its run directory
 	$(PYTHON) -m tests.stack.native down
 
-lint: venv ## Static tier: ruff, hadolint, nginx -t and the compose policy
+# Its own native stack, with the per-client limits lifted for that run only (tests/bench).
+bench: deps venv certs secrets $(VENV)/.bench-installed ## Load report (wrk, ~4 min): table, ratios, profile; .run/bench/
+	$(PYTHON) -m tests.bench
+
+$(VENV)/.bench-installed: tests/bench/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
+	touch $@
+
+backup-dir: ## Create BACKUP_DIR for the backup service (0700, owned by its uid 999; needs root)
+	@if [[ $$(stat -c %u:%a "$(BACKUP_DIR)" 2>/dev/null) == 999:700 ]]; then echo "kept     $(BACKUP_DIR)"; \
+	else install -d -m 0700 -o 999 -g 999 "$(BACKUP_DIR)" && echo "created  $(BACKUP_DIR) (0700, uid 999)"; fi
+
+backup restore rotate-secret reload-proxy db-shell: export STACK_RUNTIME = $(RUNTIME)
+
+backup: ## Take a backup now into BACKUP_DIR (of the native stack when one runs, else of production)
+	@scripts/backup-now.sh
+
+restore: ## Restore FILE=<backup>; UNTIL="YYYY-MM-DD HH:MM:SS" (UTC) or <binlog>:<pos> replays to there
+	@[[ -n "$(FILE)" ]] || { echo 'usage: make restore FILE=<backup .sql.gz> [UNTIL="YYYY-MM-DD HH:MM:SS"]' >&2; exit 2; }
+	@scripts/restore.sh "$(FILE)" $(if $(UNTIL),--until "$(UNTIL)")
+
+rotate-secret: ## New password for NAME=db_app_password|db_migrator_password|db_backup_password|db_root_password
+	@[[ -n "$(NAME)" ]] || { echo 'usage: make rotate-secret NAME=db_app_password' >&2; exit 2; }
+	@scripts/rotate-secret.sh "$(NAME)"
+
+reload-proxy: ## nginx re-reads its configuration and certificates, dropping no request (after make certs)
+	@scripts/reload-proxy.sh
+
+db-shell: ## A root SQL shell on the database (SQL on stdin works too)
+	@scripts/db-shell.sh
+
+# The pre-commit hooks (.pre-commit-config.yaml) run these same commands on staged files.
+lint: venv ## Static tier: ruff, hadolint, shellcheck, nginx -t and the compose policy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint backend/Dockerfile proxy/Dockerfile
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
 	$(PYTEST) tests/static
 
 test-backend: deps venv ## Tier 1: the backend against a real MariaDB

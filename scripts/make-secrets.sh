@@ -6,7 +6,7 @@ set -euo pipefail
 
 secrets_dir=${SECRETS_DIR:-./secrets}
 # api_tokens holds one write token per line; add a line to hand out a second one (docs/operations.md).
-names=(db_root_password db_migrator_password db_app_password db_backup_password api_tokens)
+names=(db_root_password db_migrator_password db_app_password db_backup_password db_exporter_password api_tokens)
 
 force=false
 case "${1:-}" in

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Usage: images="$(scripts/prepare-docker.sh)"; export $images   (as `make test` does)
 # Installs Docker (docker.io) and starts its engine where it can (root), then on a machine without
-# a container registry builds stand-ins for the official images, printing PYTHON_IMAGE=... lines.
+# a registry builds stand-ins for the official images (monitoring's too), printing KEY=VALUE lines.
 set -euo pipefail
 
-# Registry-free stand-ins (see shared/offline-images/README.md), if this checkout has them beside it.
+# Registry-free stand-ins: ../shared/offline-images/ beside this checkout (its README says how
+# they are made), where the machine has it.
 offline_build=${OFFLINE_IMAGES_BUILD:-$(dirname "$0")/../../shared/offline-images/build}
 
 # stdout carries only the KEY=VALUE lines; everything else goes to stderr.
@@ -23,9 +24,11 @@ ensure_engine() {
   if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
     command -v apt-get >/dev/null || { log "no Docker and no apt-get here: install Docker by hand"; return 1; }
     log "installing docker.io"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >&2 ||
-      { log "could not install docker.io"; return 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get update -qq >&2 || ! apt-get install -y -qq --no-install-recommends docker.io >&2; then
+      log "could not install docker.io"
+      return 1
+    fi
   fi
   local state
   state=$(systemctl is-system-running 2>/dev/null) || true
@@ -54,7 +57,8 @@ fi
 
 if [[ -f $offline_build ]]; then
   log "no registry here: building stand-in images with $offline_build"
-  bash "$offline_build" -r "$(dirname "$0")/../backend/requirements.txt"
+  # --monitoring: PROMETHEUS_IMAGE, MYSQLD_EXPORTER_IMAGE and NGINX_EXPORTER_IMAGE as well.
+  bash "$offline_build" --monitoring -r "$(dirname "$0")/../backend/requirements.txt"
   exit 0
 fi
 

@@ -1,6 +1,5 @@
 """Session fixtures shared by every tier: generated certificates and secrets, the compose stack."""
 
-import json
 import os
 import subprocess
 
@@ -17,7 +16,9 @@ PULL_TIMEOUT = 600
 
 def _generate(script, variable, path):
     env = {**os.environ, variable: str(path), "SERVER_NAME": "localhost"}
-    subprocess.run([ROOT / "scripts" / script], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [ROOT / "scripts" / script], env=env, check=True, capture_output=True, timeout=60
+    )
     return path
 
 
@@ -29,7 +30,8 @@ def certs_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def secrets_dir(tmp_path_factory):
-    """Database passwords made by scripts/make-secrets.sh for this run."""
+    """The secrets made by scripts/make-secrets.sh for this run (database passwords, API tokens):
+    the one set of every tier, never the developer's own."""
     return _generate("make-secrets.sh", "SECRETS_DIR", tmp_path_factory.mktemp("secrets"))
 
 
@@ -42,7 +44,7 @@ def _base_images(stack):
     """Every base image the stack needs, from its rendered dev+prod config: the images of the
     services that run one, and the *_IMAGE build arguments of those that build on one (set by
     PYTHON_IMAGE, NGINX_IMAGE, MARIADB_IMAGE, else the compose files' defaults)."""
-    config = json.loads(stack.compose("config", "--format", "json").stdout)
+    config = stack.config()
     images = []
     for service in config["services"].values():
         if "build" in service:
@@ -107,19 +109,27 @@ def compose_stack(request, certs_dir, secrets_dir, tmp_path_factory):
         certs_dir=certs_dir,
         secrets_dir=secrets_dir,
         acme_dir=tmp_path_factory.mktemp("acme"),
+        run_dir=tmp_path_factory.mktemp("compose"),
     )
-    problem = compose_tier_problem(stack)
-    if problem:
-        request.config.stash[COMPOSE_TIER_PROBLEM] = problem
-        if os.environ.get("REQUIRE_COMPOSE_TIER") == "1":
-            pytest.fail(f"compose tier required (REQUIRE_COMPOSE_TIER=1): {problem}", pytrace=False)
-        pytest.skip(f"compose tier skipped: {problem}")
-    try:
-        stack.up()
-        print(f"\ncompose stack healthy after `up --wait`: {stack.up_seconds:.0f} s")
-        yield stack
-    finally:
-        stack.down()
+    # Compose lets the process environment win over the stack's env file, and make exports
+    # SECRETS_DIR, CERTS_DIR and BACKUP_DIR (from .env): the stack's settings are its own.
+    with pytest.MonkeyPatch.context() as environment:
+        for name in stack.env:
+            environment.delenv(name, raising=False)
+        problem = compose_tier_problem(stack)
+        if problem:
+            request.config.stash[COMPOSE_TIER_PROBLEM] = problem
+            if os.environ.get("REQUIRE_COMPOSE_TIER") == "1":
+                pytest.fail(
+                    f"compose tier required (REQUIRE_COMPOSE_TIER=1): {problem}", pytrace=False
+                )
+            pytest.skip(f"compose tier skipped: {problem}")
+        try:
+            stack.up()
+            print(f"\ncompose stack healthy after `up --wait`: {stack.up_seconds:.0f} s")
+            yield stack
+        finally:
+            stack.down()
 
 
 # Outermost (wrapper, tryfirst): the line comes after pytest's short summary, right above the

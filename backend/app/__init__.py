@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, db, errors, health, routes
+from . import auth, db, errors, health, metrics, routes
 from . import logging as request_logging
 from .config import Config
 
@@ -20,9 +20,12 @@ def create_app(config=None):
     app.config["MAX_CONTENT_LENGTH"] = 128 * 1024
 
     request_logging.init_app(app)
+    metrics.init_app(app)
     # Before any database work: a write without a valid token never opens a connection.
     auth.init_app(app, config.api_tokens)
-    db.init_app(app, db.make_engine(config))
+    engine = db.make_engine(config)
+    metrics.instrument_engine(engine, config.pool_size + config.max_overflow)
+    db.init_app(app, engine)
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(routes.bp)

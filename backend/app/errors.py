@@ -9,6 +9,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .logging import request_id
+from .metrics import POOL_TIMEOUTS
 
 log = logging.getLogger(__name__)
 # MariaDB's error for a statement stopped by max_statement_time.
@@ -66,6 +67,8 @@ def init_app(app):
     def _database_unavailable(exc):
         cause = getattr(exc, "orig", None) or exc
         log.warning("database error: %s", _one_line(cause))
+        if isinstance(exc, PoolTimeoutError):
+            POOL_TIMEOUTS.inc()
         if cause.args and cause.args[0] == MAX_STATEMENT_TIME_EXCEEDED:
             message = "the query took too long and was cancelled; retry shortly"
             return error_response(503, "database_timeout", message)

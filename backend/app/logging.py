@@ -28,6 +28,9 @@ def request_id():
     return g.request_id
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, extra `fields`."""
 
@@ -36,7 +39,8 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            # Terminal colours (Werkzeug's development server adds them) are no part of a message.
+            "message": _ANSI_ESCAPE.sub("", record.getMessage()),
         }
         rid = getattr(record, "request_id", None) or request_id()
         if rid:

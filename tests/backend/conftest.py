@@ -5,33 +5,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pymysql
 import pytest
-import requests
 
 from app import create_app
 from app.config import Config
-from tests.stack import free_port
+from tests.stack import db_client_env, free_port
 from tests.stack.mariadb import MariaDB
+from tests.stack.native import start_gunicorn, wait_serving
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = REPO / "backend"
-
-
-@pytest.fixture(scope="session")
-def secrets_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("secrets") / "secrets"
-    subprocess.run(
-        [str(REPO / "scripts" / "make-secrets.sh")],
-        env=dict(os.environ, SECRETS_DIR=str(path)),
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +30,7 @@ def mariadb(tmp_path_factory, secrets_dir):
 
 def db_env(mariadb, secrets_dir, user):
     """The backend's environment for one account, as compose gives it."""
-    return {
-        "DB_HOST": mariadb.host,
-        "DB_PORT": str(mariadb.port),
-        "DB_NAME": mariadb.database,
-        "DB_USER": user,
-        "DB_PASSWORD_FILE": str(secrets_dir / f"db_{user}_password"),
-    }
+    return db_client_env(user, mariadb.host, mariadb.port, secrets_dir)
 
 
 @pytest.fixture(scope="session")
@@ -131,35 +111,21 @@ class Gunicorn:
     def __init__(self, env, log_file, workers=2):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self.log_file = log_file
         env = {
             **os.environ,
             **env,
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "GUNICORN_WORKERS": str(workers),
+            # Its own metrics port and files: other test runs may have a gunicorn up too.
+            "METRICS_BIND": self.metrics_url.split("/")[2],
+            "PROMETHEUS_MULTIPROC_DIR": str(Path(log_file).parent / "metrics"),
         }
-        with open(log_file, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-                cwd=BACKEND,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = start_gunicorn(env, log_file)
 
     def wait_healthy(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"gunicorn not healthy on {self.url} within {timeout}s:\n{self.log()}")
+        wait_serving(self.proc, f"{self.url}/healthz", self.log_file, timeout)
 
     def log(self):
         return Path(self.log_file).read_text(errors="replace")

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -13,6 +12,7 @@ import requests
 from tests.backend.conftest import BACKEND
 from tests.debugger_probe import LOG_SIGNS, PROBES, debugger_evidence, signs_in
 from tests.stack import free_port
+from tests.stack.native import wait_serving
 
 
 def probe(url):
@@ -38,16 +38,7 @@ def flask_run_debug(app_env, tmp_path):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"flask run exited:\n{log_path.read_text()}"
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"flask run not up:\n{log_path.read_text()}"
-            time.sleep(0.2)
+        wait_serving(proc, url + "/healthz", log_path)
         yield url, log_path
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -1,12 +1,11 @@
 """Liveness never touches the database; readiness follows it, and recovers by itself."""
 
-import time
-
 import requests
 
 from app import create_app
 from app.config import Config
-from tests.stack.mariadb import free_port
+from tests.stack import free_port, wait_until
+from tests.stack.native import http_status
 
 
 def test_healthz_answers_without_a_database_and_readyz_says_why_not(app_env):
@@ -29,23 +28,9 @@ def test_readyz_is_200_when_the_database_answers(client):
     assert client.get("/readyz").get_json() == {"status": "ready"}
 
 
-def wait_for_status(url, status, timeout):
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
-        try:
-            seen = requests.get(url, timeout=5).status_code
-        except requests.RequestException as exc:
-            seen = repr(exc)
-        if seen == status:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {seen})")
-
-
 def test_readyz_is_503_while_db_is_stopped_and_200_after_restart_same_gunicorn(gunicorn, mariadb):
     readyz = f"{gunicorn.url}/readyz"
-    wait_for_status(readyz, 200, timeout=10)
+    wait_until(lambda: http_status(readyz) == 200, 10, f"{readyz} to answer 200", 0.2)
     master_pid = gunicorn.proc.pid
     try:
         mariadb.stop()
@@ -57,7 +42,7 @@ def test_readyz_is_503_while_db_is_stopped_and_200_after_restart_same_gunicorn(g
         assert requests.get(f"{gunicorn.url}/healthz", timeout=5).status_code == 200
     finally:
         mariadb.start()
-    wait_for_status(readyz, 200, timeout=30)
+    wait_until(lambda: http_status(readyz) == 200, 30, f"{readyz} to answer 200", 0.2)
     assert gunicorn.proc.poll() is None and gunicorn.proc.pid == master_pid
     # The API works again too, through pools whose old connections died with the server.
     for _ in range(6):

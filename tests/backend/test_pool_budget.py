@@ -11,14 +11,18 @@ GUNICORN_CONF = Path(__file__).resolve().parents[2] / "backend" / "gunicorn.conf
 REPLICAS = 2  # compose.prod.yaml runs two backend replicas
 
 
-def shipped_workers(monkeypatch):
+def shipped_workers(monkeypatch, tmp_path):
     for name in ("GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_WORKER_CLASS"):
         monkeypatch.delenv(name, raising=False)
+    # The file sets it (for its workers) when unset: this test's own, undone afterwards.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     return runpy.run_path(str(GUNICORN_CONF))["workers"]
 
 
-def test_shipped_pool_defaults_fit_the_live_max_connections(app_env, migrated, monkeypatch):
-    workers = shipped_workers(monkeypatch)
+def test_shipped_pool_defaults_fit_the_live_max_connections(
+    app_env, migrated, monkeypatch, tmp_path
+):
+    workers = shipped_workers(monkeypatch, tmp_path)
     per_worker = int(DEFAULTS["DB_POOL_SIZE"]) + int(DEFAULTS["DB_MAX_OVERFLOW"])
     conn = connect(app_env)
     try:

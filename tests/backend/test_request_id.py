@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 
 from app.logging import JsonFormatter
-from tests.e2e.helpers import wait_for
+from tests.stack import wait_until
 
 
 def test_request_id_from_header_is_echoed(client):
@@ -97,9 +97,17 @@ def test_non_ascii_path_and_headers_keep_each_log_line_one_utf8_json_object(guni
                 entries[entry.get("request_id")] = entry
         return (raw, entries) if {"utf8-path", "nel-agent"} <= entries.keys() else None
 
-    raw, entries = wait_for(both_logged, 10, "gunicorn's access lines of both requests")
+    raw, entries = wait_until(both_logged, 10, "gunicorn's access lines of both requests")
     # The path as the client meant it (percent-decoded bytes read as UTF-8, PEP 3333) ...
     assert entries["utf8-path"]["path"] == "/search/Ångström"
     # ... and bytes that are not UTF-8 replaced, not passed on as line breaks.
     assert entries["nel-agent"]["user_agent"] == "x\ufffdy\u2028z"
     assert b"\xc2\x85" not in raw and b"\xe2\x80\xa8" not in raw
+
+
+def test_log_lines_carry_no_terminal_colour_codes():
+    # Werkzeug's development server colours its request lines for a terminal.
+    record = logging.LogRecord(
+        "werkzeug", logging.INFO, __file__, 1, "\x1b[31mGET / 500\x1b[0m", None, None
+    )
+    assert json.loads(JsonFormatter().format(record))["message"] == "GET / 500"

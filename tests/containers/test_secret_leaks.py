@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.helpers import wait_for
+from tests.stack import wait_until
 from tests.stack.compose import ROOT
 
 pytestmark = pytest.mark.compose
@@ -51,13 +51,16 @@ def stack(compose_stack):
 
 
 @pytest.fixture(scope="module")
-def secrets(secrets_dir):
-    """Label -> value of every secret: each password file, each line of api_tokens."""
+def secrets(stack, secrets_dir):
+    """Label -> value of every secret: each password file, each line of api_tokens, as they are
+    now and as they were when the stack was built (tests/e2e/test_rotation.py changes them)."""
     found = {}
-    for path in sorted(Path(secrets_dir).iterdir()):
-        lines = [line.strip() for line in path.read_text().splitlines()]
-        for number, line in enumerate(filter(None, lines), 1):
-            found[f"{path.name} line {number}"] = line
+    files = {path.name: path.read_text() for path in sorted(Path(secrets_dir).iterdir())}
+    for when, contents in (("", files), (" at build", stack.secrets_at_build)):
+        for name, text in contents.items():
+            lines = [line.strip() for line in text.splitlines()]
+            for number, line in enumerate(filter(None, lines), 1):
+                found[f"{name}{when} line {number}"] = line
     names = {label.split()[0] for label in found}
     assert {"db_root_password", "db_app_password", "db_migrator_password"} <= names, names
     # Long random values: finding one by accident is impossible, so any hit is a leak.
@@ -81,11 +84,12 @@ def image_of(stack, service):
 
 
 # --- images -------------------------------------------------------------------------------------
-def test_project_images_were_built_after_the_secrets_existed(stack, secrets_dir):
+def test_project_images_were_built_after_the_secrets_existed(stack):
     """What the layer search below relies on: every step a project image adds to its base image
     ran after the secrets were made (no layer came from the build cache)."""
-    made = math.floor(max(path.stat().st_mtime for path in Path(secrets_dir).iterdir()))
-    config = json.loads(stack.compose("config", "--format", "json").stdout)
+    # As they were when the stack was built: tests/e2e/test_rotation.py makes new ones later.
+    made = math.floor(stack.secrets_made)
+    config = stack.config()
     for service in BUILT:
         args = config["services"][service]["build"]["args"]
         (base,) = [value for name, value in args.items() if name.endswith("_IMAGE")]
@@ -226,4 +230,4 @@ def log_showing(stack, service, control):
         text = stack.logs(service)
         return text if control in text else None
 
-    return wait_for(find, 10, f"control: {control!r} in the {service} log")
+    return wait_until(find, 10, f"control: {control!r} in the {service} log")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import wait_for
+from tests.stack import wait_until
 
 pytestmark = pytest.mark.compose
 
@@ -157,7 +157,7 @@ def test_slow_readers_keep_the_proxy_within_its_memory_limit_and_others_served(
         assert int(readers[0].headers["content-length"]) > 250_000, readers[0].headers
 
         # nginx holds what the readers have not taken, part of it in the tmpfs.
-        wait_for(lambda: spooled_kb(stack) > 0, 15, "nginx to spool responses to its tmpfs")
+        wait_until(lambda: spooled_kb(stack) > 0, 15, "nginx to spool responses to its tmpfs")
         # The readers hold all of their client's connections: one more is refused...
         extra = SlowReader(address, 8443, stack.ca_bundle, "/api/posts?limit=5")
         readers.append(extra)

@@ -9,9 +9,10 @@ import signal
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from tests.stack import Stack, free_port
+from tests.stack.client import SourceAddressAdapter
 from tests.stack.native import NativeStack
 
 
@@ -57,29 +58,13 @@ def stack(request, tmp_path_factory) -> Stack:
     return running
 
 
-class SourceAddressAdapter(HTTPAdapter):
-    """Connections from a given local address (natively 127.0.0.2: not the proxy's 127.0.0.1)."""
-
-    def __init__(self, source_address: str, **kwargs):
-        self.source_address = source_address
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.source_address, 0)
-        return super().init_poolmanager(*args, **kwargs)
-
-    def send(self, request, timeout=None, **kwargs):
-        # No request may hang a test run: 10 s unless the test says otherwise.
-        return super().send(request, timeout=timeout or 10, **kwargs)
-
-
-def make_client(stack: Stack) -> requests.Session:
+def make_client(stack: Stack, max_retries=0) -> requests.Session:
     session = requests.Session()
     # REQUESTS_CA_BUNDLE and proxy variables of the environment would override `verify`: only
     # the development CA may vouch for the server.
     session.trust_env = False
     session.verify = stack.ca_bundle
-    adapter = SourceAddressAdapter(stack.client_address)
+    adapter = SourceAddressAdapter(stack.client_address, max_retries=max_retries)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -93,9 +78,17 @@ def client(stack):
         yield session
 
 
+# A polite writer: nginx's write limit (5/s, burst 10) answers a 429 before the request reaches the
+# backend, so waiting and sending it again is safe for any method. Tests of the limit itself use
+# `client`, which never retries.
+POLITE = Retry(
+    total=6, status_forcelist=[429], allowed_methods=None, backoff_factor=0.2, raise_on_status=False
+)
+
+
 @pytest.fixture
 def writer(stack):
-    """Like `client`, holding a write token (Authorization: Bearer)."""
-    with make_client(stack) as session:
+    """Like `client`, holding a write token (Authorization: Bearer), and waiting out 429s."""
+    with make_client(stack, max_retries=POLITE) as session:
         session.headers["Authorization"] = f"Bearer {stack.write_token}"
         yield session

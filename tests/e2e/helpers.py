@@ -2,17 +2,19 @@
 
 import json
 import re
+import socket
+import ssl
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from tests.stack import wait_until
 from tests.stack.nginx import load_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 # The security headers every response carries, as the README promises them. Written here, not read
 # from proxy/snippets/security-headers.conf: a weakened header there must fail these tests.
 SECURITY_HEADERS = {
-    # Two years, subdomains included (Mozilla's intermediate configuration).
-    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
     "Content-Security-Policy": (
         "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
         "object-src 'none'"
@@ -25,22 +27,14 @@ SECURITY_HEADERS = {
         "microphone=(), payment=(), usb=()"
     ),
 }
+# Strict-Transport-Security on HTTPS answers: production pins HTTPS for two years, subdomains
+# included (Mozilla's intermediate configuration); development for five minutes, without
+# subdomains, so a developer's other sites on localhost are not pinned. Never over plain HTTP.
+HSTS = {"production": "max-age=63072000; includeSubDomains", "development": "max-age=300"}
 PROXY_ENV = REPO / "proxy" / "proxy.env"
 # A write that changes nothing: DELETE of an id that never exists, sent without a token. The
 # backend refuses it (401) before any database work; nginx's write limit counts it all the same.
 NO_SUCH_POST = "/api/posts/999999999"
-
-
-def wait_for(predicate, timeout, what, interval=0.1):
-    """Poll PREDICATE until it returns something truthy and return that; fail naming WHAT."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_for_status(client, url, status, timeout, what):
@@ -53,14 +47,16 @@ def wait_for_status(client, url, status, timeout, what):
             found.append(response)
         return bool(found)
 
-    wait_for(check, timeout, f"{url} to answer {status}: {what}", interval=0.2)
+    wait_until(check, timeout, f"{url} to answer {status}: {what}", interval=0.2)
     return found[0]
 
 
 def json_lines(text):
     """The JSON objects among the lines of a log (nginx's error lines are plain text)."""
     entries = []
-    for line in text.splitlines():
+    # Lines end at "\n" only: str.splitlines() also breaks at U+0085 and U+2028, which may stand
+    # inside a JSON string.
+    for line in text.split("\n"):
         start = line.find("{")  # tolerate a prefix (compose may add one)
         if start < 0:
             continue
@@ -82,18 +78,23 @@ def log_entry(stack, service, what, timeout=10, **fields):
                 return entry
         return None
 
-    return wait_for(find, timeout, f"a {service} log line for {what} with {fields}")
+    return wait_until(find, timeout, f"a {service} log line for {what} with {fields}")
 
 
-def assert_security_headers(response):
+def assert_security_headers(response, stack):
     """Every promised security header, with its promised value, exactly once, and a request id."""
-    for name, value in SECURITY_HEADERS.items():
+    https = response.url.startswith("https://")
+    expected = {
+        **SECURITY_HEADERS,
+        "Strict-Transport-Security": HSTS[stack.configuration] if https else None,
+    }
+    for name, value in expected.items():
         assert response.headers.get(name) == value, f"{name} on a {response.status_code}"
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers.get("X-Request-ID", "")), (
         f"X-Request-ID on a {response.status_code}: {response.headers.get('X-Request-ID')!r}"
     )
     # Exactly one copy of each: the backend's own copies are hidden by nginx.
-    for name in (*SECURITY_HEADERS, "X-Request-ID"):
+    for name in (*(name for name, value in expected.items() if value), "X-Request-ID"):
         copies = response.raw.headers.getlist(name) if response.raw is not None else [1]
         assert len(copies) == 1, f"{name} sent {len(copies)} times on a {response.status_code}"
 
@@ -124,7 +125,7 @@ def wait_until_writes_recover(client, stack, timeout=15):
     """
     rate, burst = write_limit()
     started = time.monotonic()
-    wait_for(
+    wait_until(
         lambda: client.delete(stack.base_url + NO_SUCH_POST).status_code != 429,
         timeout,
         "a write to pass the rate limit again",
@@ -133,3 +134,25 @@ def wait_until_writes_recover(client, stack, timeout=15):
     waited = time.monotonic() - started
     time.sleep((burst + 1) / rate)
     return waited
+
+
+def raw_https(stack, request: bytes, timeout=10):
+    """Send REQUEST (bytes no HTTP library would send) over TLS to nginx, trusting the dev CA.
+
+    Returns (status, headers with lower-case names, body). The request should ask for
+    `Connection: close`: the answer is read until nginx closes the connection.
+    """
+    host, port = urlsplit(stack.base_url).hostname, urlsplit(stack.base_url).port
+    context = ssl.create_default_context(cafile=stack.ca_bundle)
+    with socket.create_connection(
+        (host, port), timeout=timeout, source_address=(stack.client_address, 0)
+    ) as sock, context.wrap_socket(sock, server_hostname=host) as tls:  # fmt: skip
+        tls.sendall(request)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(":", 1) for line in header_lines)
+    headers = {name.strip().lower(): value.strip() for name, value in headers.items()}
+    return int(status_line.split()[1]), headers, body

@@ -24,8 +24,11 @@ from tests.stack.native import NativeStack, http_status
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "nobody"
-# What the runner reads while it runs: its own code, the configuration, the generator scripts.
-RUNTIME_FILES = ("backend", "proxy", "db", "scripts", "tests/__init__.py", "tests/stack")
+# What the runner reads while it runs: its own code, the configuration (compose.yaml's database
+# client settings too), the generator scripts.
+RUNTIME_FILES = (
+    "backend", "proxy", "db", "scripts", "compose.yaml", "tests/__init__.py", "tests/stack"
+)  # fmt: skip
 # The PATH of a non-root login on Debian: no sbin.
 USER_PATH = "/usr/bin:/bin"
 

@@ -14,26 +14,26 @@ from tests.e2e.helpers import (
 def test_security_headers_on_200(stack, client):
     response = client.get(stack.base_url + "/api/posts")
     assert response.status_code == 200
-    assert_security_headers(response)
+    assert_security_headers(response, stack)
 
 
 def test_security_headers_on_200_html_page(stack, client):
     response = client.get(stack.base_url + "/")
     assert response.status_code == 200
-    assert_security_headers(response)
+    assert_security_headers(response, stack)
 
 
 def test_security_headers_on_404_from_backend(stack, client):
     response = client.get(stack.base_url + "/api/posts/999999999")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
-    assert_security_headers(response)
+    assert_security_headers(response, stack)
 
 
 def test_security_headers_on_404_from_nginx(stack, client):
     response = client.get(stack.base_url + "/.env")  # dotfiles never reach the backend
     assert response.status_code == 404
-    assert_security_headers(response)
+    assert_security_headers(response, stack)
 
 
 def test_security_headers_on_413(stack, client):
@@ -43,14 +43,14 @@ def test_security_headers_on_413(stack, client):
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413
-    assert_security_headers(response)
+    assert_security_headers(response, stack)
 
 
 def test_security_headers_on_429(stack, client):
     accepted, response = trip_write_limit(client, stack)
     try:
         assert response.status_code == 429
-        assert_security_headers(response)
+        assert_security_headers(response, stack)
     finally:
         wait_until_writes_recover(client, stack)
 
@@ -61,7 +61,7 @@ def test_security_headers_on_503(stack, client):
         response = wait_for_status(
             client, stack.base_url + "/readyz", 503, 30, "the database is stopped"
         )
-        assert_security_headers(response)
+        assert_security_headers(response, stack)
     finally:
         stack.start_db()
     wait_for_status(client, stack.base_url + "/readyz", 200, 30, "the database is back")

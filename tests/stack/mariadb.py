@@ -5,10 +5,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.stack import free_port
+from tests.stack import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_D = REPO / "db" / "conf.d"
@@ -21,6 +20,7 @@ DEBIAN_PACKAGE = {
     "mariadbd": "mariadb-server",
     "mariadb-install-db": "mariadb-server",
     "mariadb": "mariadb-client",
+    "mariadb-binlog": "mariadb-client",
 }
 
 
@@ -73,6 +73,7 @@ class MariaDB:
             "DB_MIGRATOR_PASSWORD_FILE": str(self.secrets_dir / "db_migrator_password"),
             "DB_APP_PASSWORD_FILE": str(self.secrets_dir / "db_app_password"),
             "DB_BACKUP_PASSWORD_FILE": str(self.secrets_dir / "db_backup_password"),
+            "DB_EXPORTER_PASSWORD_FILE": str(self.secrets_dir / "db_exporter_password"),
         }
 
     @property
@@ -119,25 +120,38 @@ class MariaDB:
             self._proc.wait(10)
         self._proc = None
 
+    def kill(self):
+        """SIGKILL the server, as a crash would: no shutdown; InnoDB recovers at the next start."""
+        if not self.is_running:
+            return
+        self._proc.kill()
+        self._proc.wait(10)
+        self._proc = None
+
     def wait_ready(self, timeout=30):
         """Wait until the server sends its handshake on the TCP port, or raise with the log."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def greets():
             if self._proc is None or self._proc.poll() is not None:
                 code = None if self._proc is None else self._proc.returncode
                 raise RuntimeError(f"mariadbd is not running (exit {code})\n{self.log_tail()}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1) as s:
-                    if s.recv(1):  # the server speaks first: a greeting means it accepts logins
-                        return
+                    # The server speaks first: a greeting means it accepts logins.
+                    return bool(s.recv(1))
             except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"mariadbd did not accept connections on {self.host}:{self.port} "
-                    f"within {timeout}s\n{self.log_tail()}"
-                )
-            time.sleep(0.2)
+                return False
+
+        what = f"mariadbd to accept connections on {self.host}:{self.port}"
+        wait_until(greets, timeout, what, interval=0.2, detail=self.log_tail)
+
+    def binlog_text(self):
+        """Every binary log of the server, rows decoded (mariadb-binlog --verbose)."""
+        logs = sorted(self.datadir.glob("mariadb-bin.[0-9]*"))
+        return subprocess.run(
+            [find_program("mariadb-binlog"), "--verbose", *map(str, logs)],
+            capture_output=True, text=True, errors="replace", check=True, timeout=120,
+        ).stdout  # fmt: skip
 
     def log_tail(self, lines=30):
         try:
@@ -148,6 +162,11 @@ class MariaDB:
 
     def root_sql(self, sql):
         """Run SQL as root through the socket (the way the entrypoint does); returns stdout."""
+        root_cnf = self.run_dir / "root.cnf"
+        if "password" in root_cnf.read_text():
+            # Initialised: root's password is the secret file's, which a rotation replaces.
+            root_password = (self.secrets_dir / "db_root_password").read_text().rstrip("\n")
+            root_cnf.write_text(f'[client]\nsocket = {self.socket}\npassword = "{root_password}"\n')
         return self._run(
             [
                 find_program("mariadb"),

@@ -14,26 +14,32 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 from tests.stack import (
     DB_LOGIN_SCRIPT,
     NGINX_WORKER,
     SERVICES,
+    ScriptOperations,
+    db_client_env,
     db_login_outcome,
     free_port,
     read_write_token,
+    wait_until,
 )
 from tests.stack.mariadb import MariaDB
 from tests.stack.nginx import Nginx, load_env_file
@@ -44,6 +50,8 @@ HOST = "127.0.0.1"
 # nginx uses 127.0.0.1 towards gunicorn; the tests come from another loopback address so that
 # "the backend logs the client's address, not the proxy's" can be told apart.
 CLIENT_ADDRESS = "127.0.0.2"
+# A second client (Stack.other_client_status), which nginx's per-client limits count apart.
+OTHER_CLIENT = "127.0.0.3"
 # Which binary each recorded pid must belong to: a pid file left behind after a reboot may name
 # an unrelated process by now, and that one must never be signalled.
 EXPECTED_PROGRAM = {"db": "mariadbd", "backend": "gunicorn", "proxy": "nginx"}
@@ -73,45 +81,26 @@ def tail(path: Path, lines: int = 40) -> str:
 def pid_alive(pid: int) -> bool:
     """True while PID exists and is not a zombie."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return state != "Z"
 
 
 def pid_program(pid: int) -> str:
+    """PID's command line ("" once it is gone); a process may have renamed itself."""
     try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:
         return ""
 
 
 def children(pid: int) -> list[int]:
-    """Live direct children of PID (from /proc/*/stat)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, detail=lambda: ""):
-    """Poll PREDICATE until true; TimeoutError naming WHAT (and DETAIL()) after TIMEOUT s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}\n{detail()}")
-        time.sleep(interval)
+    """Live direct children of PID."""
+    try:
+        found = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return []
+    return sorted(child.pid for child in found if pid_alive(child.pid))
 
 
 def http_status(url: str, cafile: str | None = None, timeout: float = 2.0) -> int | None:
@@ -126,11 +115,43 @@ def http_status(url: str, cafile: str | None = None, timeout: float = 2.0) -> in
         return None
 
 
-class NativeStack:
+def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`gunicorn -c gunicorn.conf.py` in backend/ with ENV as its whole environment, logging to
+    LOG_PATH; in a session of its own, so that a Ctrl-C meant for the tests is left to its owner."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            cwd=BACKEND,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_serving(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 30) -> None:
+    """Wait until URL answers 200; raises with the tail of LOG_PATH if PROC exits first."""
+
+    def healthy():
+        if proc.poll() is not None:
+            raise RuntimeError(f"pid {proc.pid} exited with {proc.returncode}\n{tail(log_path)}")
+        return http_status(url) == 200
+
+    wait_until(healthy, timeout, f"{url} to answer 200", 0.2, lambda: tail(log_path))
+
+
+def _get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+        return response.read().decode()
+
+
+class NativeStack(ScriptOperations):
     """The stack as processes (implements tests.stack.Stack)."""
 
     services = SERVICES
     client_address = CLIENT_ADDRESS
+    configuration = "development"
+    backend_replicas = 1
 
     def __init__(
         self,
@@ -155,10 +176,15 @@ class NativeStack:
         self.ca_bundle = str(self.certs_dir / "dev-ca.crt")
         self.log_dir = self.run_dir / "logs"
         self.pid_dir = self.run_dir / "pids"
+        self.backup_dir = self.run_dir / "backups"
+        self.backup_copy_dir = self.run_dir / "backup-copy"
         self.db: MariaDB | None = None
         self.proxy: Nginx | None = None
         self._backend: subprocess.Popen | None = None
         self.backend_port: int | None = None
+        self.health_port: int | None = None
+        self.metrics_port: int | None = None
+        self.status_port: int | None = None
 
     # --- life cycle ----------------------------------------------------------------------
     def up(self, timeout: float = 60.0) -> NativeStack:
@@ -189,6 +215,7 @@ class NativeStack:
             self._migrate()
             self._start_backend()
             self._start_proxy()
+            self._write_stack_env()
             self._wait_ready(timeout)
         except BaseException:
             self.down(keep_logs=True)  # the error message carries the log tails
@@ -232,6 +259,22 @@ class NativeStack:
         db.start(timeout=60)
         self._record("db", db._proc.pid)
 
+    def kill_db(self) -> None:
+        self._need(self.db, "db").kill()
+        self._record("db", None)
+
+    def other_client_status(self, path: str) -> int:
+        host, port = self.base_url.rsplit("://", 1)[1].rsplit(":", 1)
+        context = ssl.create_default_context(cafile=self.ca_bundle)
+        connection = http.client.HTTPSConnection(
+            host, int(port), timeout=10, context=context, source_address=(OTHER_CLIENT, 0)
+        )
+        try:
+            connection.request("GET", path)
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
     def kill_backend_worker(self) -> int:
         master = self._recorded_pid("backend")
         if master is None:
@@ -265,11 +308,17 @@ class NativeStack:
             detail=lambda: tail(self.log_dir / "proxy.log"),
         )
         wait_until(
-            lambda: http_status(f"{self.base_url}/nginx-health", self.ca_bundle) == 200,
+            lambda: http_status(f"{self.base_url}/healthz", self.ca_bundle) == 200,
             15,
-            f"{self.base_url}/nginx-health to answer 200 after the reload",
+            f"{self.base_url}/healthz to answer 200 after the reload",
             detail=lambda: tail(self.log_dir / "proxy.log"),
         )
+
+    def backend_metrics(self) -> list[str]:
+        return [_get_text(f"http://{HOST}:{self.metrics_port}/metrics")]
+
+    def proxy_stub_status(self) -> str:
+        return _get_text(f"http://{HOST}:{self.status_port}/stub_status")
 
     def proxy_worker_count(self) -> int:
         master = self._recorded_pid("proxy")
@@ -296,7 +345,36 @@ class NativeStack:
         )
         return db_login_outcome(result)
 
+    def script_env(self) -> dict[str, str]:
+        # BACKUP_DIR and the copy command are this run's (`make backup` takes them from .env).
+        target = shlex.quote(str(self.backup_copy_dir))
+        copy = f'cp "$BACKUP_FILE" "$BACKUP_CHECKSUM_FILE" {target}/'
+        return {
+            "STACK_RUNTIME": "native",
+            "NATIVE_STACK_ENV": str(self.run_dir / "stack.env"),
+            "SECRETS_DIR": str(self.secrets_dir),
+            "BACKUP_DIR": str(self.backup_dir),
+            "BACKUP_COPY_COMMAND": copy,
+        }
+
+    def binlog_text(self) -> str:
+        return self._need(self.db, "db").binlog_text()
+
     # --- start-up steps ----------------------------------------------------------------------
+    def _write_stack_env(self) -> None:
+        """What scripts/lib/stack.sh needs to reach this stack (`make backup` and friends)."""
+        self.backup_copy_dir.mkdir(mode=0o700)
+        settings = {
+            "DB_HOST": self.db.host,
+            "DB_PORT": str(self.db.port),
+            "DB_SOCKET": self.db.socket,
+            "BACKEND_PID_FILE": str(self.pid_dir / "backend.pid"),
+            "PROXY_PID_FILE": str(self.pid_dir / "proxy.pid"),
+        }
+        (self.run_dir / "stack.env").write_text(
+            "".join(f"{name}={shlex.quote(value)}\n" for name, value in settings.items())
+        )
+
     def _start_db(self) -> None:
         self.db = MariaDB(self.run_dir / "db", self.secrets_dir, port=free_port())
         (self.log_dir / "db.log").symlink_to(self.db.log_file)
@@ -304,15 +382,7 @@ class NativeStack:
         self._record("db", self.db._proc.pid)
 
     def db_client_env(self, user: str) -> dict[str, str]:
-        """compose's x-db-client-env plus the account; host, port and secret path are native."""
-        return {
-            "DB_HOST": self.db.host,
-            "DB_PORT": str(self.db.port),
-            "DB_NAME": "app",
-            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
-            "DB_USER": user,
-            "DB_PASSWORD_FILE": str(self.secrets_dir / f"db_{user}_password"),
-        }
+        return db_client_env(user, self.db.host, self.db.port, self.secrets_dir)
 
     def _process_env(self, extra: dict[str, str]) -> dict[str, str]:
         # What the image provides around the compose environment: a PATH, a UTF-8 locale,
@@ -343,35 +413,24 @@ class NativeStack:
 
     def _start_backend(self) -> None:
         self.backend_port = free_port()
+        self.metrics_port = free_port()
         env = self._process_env(
             {
                 **self.db_client_env("app"),
                 "GUNICORN_BIND": f"{HOST}:{self.backend_port}",
+                # This run's own: gunicorn empties it at start.
+                "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "backend-metrics"),
+                "METRICS_BIND": f"{HOST}:{self.metrics_port}",
+                "METRICS_TLS_PROBE": f"{HOST}:{self.https_port}",
+                "METRICS_TLS_SERVER_NAME": self.server_name,
                 "GUNICORN_WORKERS": "2",
                 "API_TOKENS_FILE": str(self.secrets_dir / "api_tokens"),
             }
         )
         log_path = self.log_dir / "backend.log"
-        with open(log_path, "ab") as log:
-            self._backend = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-                cwd=BACKEND,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C meant for the tests is handled by down()
-            )
+        self._backend = start_gunicorn(env, log_path)
         self._record("backend", self._backend.pid)
-        url = f"http://{HOST}:{self.backend_port}/healthz"
-
-        def healthy():
-            if self._backend.poll() is not None:
-                raise RuntimeError(
-                    f"gunicorn exited with {self._backend.returncode}\n{tail(log_path)}"
-                )
-            return http_status(url) == 200
-
-        wait_until(healthy, 30, f"gunicorn to answer 200 on {url}", detail=lambda: tail(log_path))
+        wait_serving(self._backend, f"http://{HOST}:{self.backend_port}/healthz", log_path)
 
     def proxy_env(self) -> dict[str, str]:
         """proxy/proxy.env plus what compose sets, with native ports, upstream and paths."""
@@ -384,6 +443,8 @@ class NativeStack:
                 # "[addr:]port": loopback only, the native stack is not for the network.
                 "PROXY_HTTP_PORT": f"{HOST}:{self.http_port}",
                 "PROXY_HTTPS_PORT": f"{HOST}:{self.https_port}",
+                "PROXY_HEALTH_PORT": f"{HOST}:{self.health_port}",
+                "PROXY_STATUS_PORT": f"{HOST}:{self.status_port}",
                 "PROXY_BACKEND": f"{HOST}:{self.backend_port}",
                 "PROXY_RESOLVER": HOST,
                 "PROXY_TLS_CERT": str(self.certs_dir / "server.crt"),
@@ -397,8 +458,10 @@ class NativeStack:
         proxy_dir = self.run_dir / "proxy"
         proxy_dir.mkdir()
         (self.run_dir / "acme").mkdir()
+        self.health_port = free_port()
+        self.status_port = free_port()
         self.proxy = Nginx(
-            proxy_dir, self.proxy_env(), f"http://{HOST}:{self.http_port}/nginx-health"
+            proxy_dir, self.proxy_env(), f"http://{HOST}:{self.health_port}/nginx-health"
         )
         (self.log_dir / "proxy.log").symlink_to(self.proxy.log_path)
         try:

@@ -11,9 +11,10 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
+
+from tests.stack import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY_DIR = REPO / "proxy"
@@ -125,20 +126,22 @@ class Nginx:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the life of the process
         self.proc = subprocess.Popen(nginx_command(self.rundir), stdout=log, stderr=log)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def healthy():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.logs()}")
             try:
                 with urllib.request.urlopen(self.health_url, timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return self
+                    return response.status == 200
             except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(
-            f"nginx not healthy at {self.health_url} after {timeout}s:\n{self.logs()}"
-        )
+                return False
+
+        try:
+            wait_until(healthy, timeout, f"{self.health_url} to answer 200", 0.05, self.logs)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def reload(self) -> None:
         """Graceful reload (SIGHUP) after re-rendering the templates from self.env."""

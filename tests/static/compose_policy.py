@@ -7,10 +7,15 @@ test can run it on the real stack and on a deliberately broken copy.
 import re
 
 PROXY = "proxy"
-# Services that may talk to the database (design.md: backend, migrate, backup).
-DB_CLIENTS = {"backend", "migrate", "backup", "db"}
-# Exact version tag (1.30.4-alpine, 3.13.9-slim, 11.8.9) or a digest; never a floating tag.
-PINNED_IMAGE = re.compile(r"^[\w./-]+(:\d+\.\d+\.\d+[\w.-]*|@sha256:[0-9a-f]{64})$")
+# Services that may talk to the database: its clients (backend, migrate, backup, the monitoring
+# profile's exporter) and itself.
+DB_CLIENTS = {"backend", "migrate", "backup", "mysqld-exporter", "db"}
+# Services that may publish a port on loopback only (the monitoring profile's UI), on a
+# non-internal network of their own.
+LOOPBACK_PUBLISHERS = {"prometheus"}
+# Exact version tag (major.minor.patch with an optional "v", any suffix such as -alpine) or a
+# digest; never a floating tag.
+PINNED_IMAGE = re.compile(r"^[\w./-]+(:v?\d+\.\d+\.\d+[\w.-]*|@sha256:[0-9a-f]{64})$")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY", re.IGNORECASE)
 
 
@@ -29,17 +34,24 @@ def _is_one_shot(name, config):
 
 
 def only_proxy_publishes(config):
-    return [
-        f"{name} publishes ports"
-        for name, svc in _services(config)
-        if name != PROXY and svc.get("ports")
-    ]
+    problems = []
+    for name, svc in _services(config):
+        ports = svc.get("ports") or []
+        if name == PROXY or not ports:
+            continue
+        if name in LOOPBACK_PUBLISHERS and all(p.get("host_ip") == "127.0.0.1" for p in ports):
+            continue
+        problems.append(f"{name} publishes ports")
+    return problems
 
 
 def private_networks_are_internal(config):
     problems = []
     for name, svc in _services(config):
         public = [n for n in svc.get("networks") or {} if not config["networks"][n].get("internal")]
+        if name in LOOPBACK_PUBLISHERS:
+            # Its own network, which only carries its published port: shared with no one.
+            public = [n for n in public if _members(config, n) != {name}]
         if public and name != PROXY:
             problems.append(f"{name} is on non-internal network(s) {public}")
     if PROXY in config["services"]:
@@ -48,6 +60,10 @@ def private_networks_are_internal(config):
         if proxy_nets & db_nets:
             problems.append(f"proxy shares {sorted(proxy_nets & db_nets)} with the database")
     return problems
+
+
+def _members(config, network):
+    return {name for name, svc in _services(config) if network in (svc.get("networks") or {})}
 
 
 def only_db_clients_reach_db(config):

@@ -7,25 +7,12 @@ copy (must fail), so a rule that can never fire is caught too.
 import copy
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.stack.compose import DEV_FILES, PROD_FILES, ROOT, compose
 from tests.static import compose_policy as policy
-
-
-@pytest.fixture(scope="module")
-def secrets_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("secrets")
-    subprocess.run(
-        [ROOT / "scripts/make-secrets.sh"],
-        env={"SECRETS_DIR": str(path), "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

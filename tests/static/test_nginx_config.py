@@ -14,15 +14,14 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
-from tests.stack import free_port
+from tests.stack import free_port, wait_until
+from tests.stack.client import SourceAddressAdapter
 from tests.stack.nginx import (
     PROXY_DIR,
     Nginx,
@@ -33,8 +32,10 @@ from tests.stack.nginx import (
     substitute,
 )
 
+# proxy/proxy.env's defaults are development's: HSTS for 5 minutes, no subdomains (compose.prod.yaml
+# sets two years), and only on HTTPS answers (RFC 6797).
+DEV_HSTS = "max-age=300"
 SECURITY_HEADERS = {
-    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
     "form-action 'self'; object-src 'none'",
@@ -123,6 +124,8 @@ def proxy_env(certs_dir: Path, acme_root: Path, backend_port: int, **overrides) 
         **DEFAULTS,
         "PROXY_HTTP_PORT": f"127.0.0.1:{http_port}",
         "PROXY_HTTPS_PORT": f"127.0.0.1:{https_port}",
+        "PROXY_HEALTH_PORT": f"127.0.0.1:{free_port()}",
+        "PROXY_STATUS_PORT": f"127.0.0.1:{free_port()}",
         "PROXY_PUBLIC_HTTPS_PORT": str(https_port),
         "PROXY_BACKEND": f"127.0.0.1:{backend_port}",
         "PROXY_RESOLVER": "127.0.0.1",
@@ -142,6 +145,7 @@ class Proxy:
         self.https_port = int(nginx.env["PROXY_HTTPS_PORT"].rsplit(":", 1)[1])
         self.http = f"http://localhost:{self.http_port}"
         self.https = f"https://localhost:{self.https_port}"
+        self.health = f"http://{nginx.env['PROXY_HEALTH_PORT']}/nginx-health"
 
     def session(self, source: str | None = None) -> requests.Session:
         """A session trusting the dev CA, optionally sending from another loopback address
@@ -157,19 +161,9 @@ class Proxy:
         return session
 
 
-class SourceAddressAdapter(HTTPAdapter):
-    def __init__(self, source: str):
-        self.source = source
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 def start_proxy(tmp_path_factory, certs_dir, acme_root, backend_port, **overrides) -> Proxy:
     env = proxy_env(certs_dir, acme_root, backend_port, **overrides)
-    health = f"http://127.0.0.1:{env['PROXY_HTTP_PORT'].rsplit(':', 1)[1]}/nginx-health"
+    health = f"http://{env['PROXY_HEALTH_PORT']}/nginx-health"
     nginx = Nginx(tmp_path_factory.mktemp("nginx"), env, health).start()
     return Proxy(nginx, certs_dir / "dev-ca.crt")
 
@@ -188,6 +182,8 @@ def client(proxy):
 
 
 def assert_security_headers(response: requests.Response) -> None:
+    hsts = response.headers.get("Strict-Transport-Security")
+    assert hsts == (DEV_HSTS if response.url.startswith("https://") else None), response.url
     for name, value in SECURITY_HEADERS.items():
         assert response.headers.get(name) == value, (name, response.status_code, response.headers)
     assert "camera=()" in response.headers.get("Permissions-Policy", "")
@@ -347,14 +343,21 @@ def test_every_block_that_adds_headers_includes_security_headers():
 
 def test_health_endpoint_answers_200_without_touching_backend(proxy, client, backend):
     before = len(StubHandler.seen)
-    for url in (
-        f"{proxy.https}/nginx-health",
-        f"{proxy.http}/nginx-health",
-        f"http://127.0.0.1:{proxy.http_port}/nginx-health",  # what the container healthcheck asks
-    ):
-        response = client.get(url, allow_redirects=False, timeout=TIMEOUT)
-        assert (response.status_code, response.text) == (200, "ok\n"), url
+    response = client.get(proxy.health, timeout=TIMEOUT)
+    assert (response.status_code, response.text) == (200, "ok\n")
     assert len(StubHandler.seen) == before
+
+
+def test_public_servers_have_no_health_endpoint(proxy, client):
+    # Over HTTPS the path is the site's like any other (here: the stub backend's answer) ...
+    response = client.get(f"{proxy.https}/nginx-health", timeout=TIMEOUT)
+    assert response.text != "ok\n"
+    assert response.json()["path"] == "/nginx-health"
+    # ... and plain HTTP redirects it; an unknown Host is not answered at all.
+    response = client.get(f"{proxy.http}/nginx-health", allow_redirects=False, timeout=TIMEOUT)
+    assert response.status_code == 308
+    with pytest.raises(requests.ConnectionError):
+        client.get(f"http://127.0.0.1:{proxy.http_port}/nginx-health", timeout=TIMEOUT)
 
 
 def test_http_redirects_to_https_keeping_path_and_query(proxy, client):
@@ -427,7 +430,6 @@ def test_requests_reach_backend_with_forwarding_headers_and_request_id(proxy, cl
         ("GET", "/.env", None, 404),
         ("GET", "/close", None, 502),
         ("POST", "/api/posts", b"x" * (128 * 1024 + 1), 413),
-        ("GET", "/nginx-health", None, 200),
     ],
 )
 def test_security_headers_on_every_response(proxy, client, method, path, body, status):
@@ -496,7 +498,7 @@ def test_burst_of_writes_gets_429_while_reads_and_other_clients_pass(proxy):
 def test_health_endpoint_is_exempt_from_rate_limits(proxy):
     count = 2 * (int(DEFAULTS["PROXY_RATE_BURST"]) + int(DEFAULTS["PROXY_RATE"].split("r")[0]))
     with proxy.session(source="127.0.0.3") as health, proxy.session(source="127.0.0.4") as control:
-        statuses = {health.get(f"{proxy.https}/nginx-health", timeout=TIMEOUT).status_code
+        statuses = {health.get(proxy.health, timeout=TIMEOUT).status_code
                     for _ in range(count)}  # fmt: skip
         assert statuses == {200}
         # Positive control: the same load on an ordinary path trips the per-client limit.
@@ -570,10 +572,11 @@ def test_access_log_is_json_with_request_id_and_upstream_fields(proxy, client):
     response = client.get(f"{proxy.https}/api/posts?log=1", timeout=TIMEOUT)
     request_id = response.headers["X-Request-ID"]
     # nginx writes the line in its log phase, after the response went out: wait for it, bounded.
-    deadline = time.monotonic() + TIMEOUT
-    while not (lines := [ln for ln in proxy.nginx.logs().splitlines() if request_id in ln]):
-        assert time.monotonic() < deadline, f"no access log line with {request_id} in {TIMEOUT}s"
-        time.sleep(0.05)
+    lines = wait_until(
+        lambda: [line for line in proxy.nginx.logs().splitlines() if request_id in line],
+        TIMEOUT,
+        f"an access log line with {request_id}",
+    )
     assert len(lines) == 1, lines
     entry = json.loads(lines[0])
     assert entry["request_id"] == request_id and entry["status"] == 200

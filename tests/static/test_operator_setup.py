@@ -198,6 +198,10 @@ STUBS = {
 for p in $STUB_INSTALLED; do [[ $p == "${!#}" ]] && { echo installed; exit 0; }; done
 exit 1""",
     "apt-get": "exit 0",
+    # Known to the package sources: every package but those named in STUB_UNAVAILABLE.
+    "apt-cache": """
+for p in $STUB_UNAVAILABLE; do [[ $p == "${!#}" ]] && exit 100; done
+exit 0""",
     # systemctl exits non-zero unless the state is "running" (e.g. "degraded" or "offline").
     "systemctl": """
 [[ $1 == is-system-running ]] || exit 0
@@ -207,10 +211,14 @@ echo "$STUB_SYSTEM_STATE"
     "sudo": "exit 1",
     "python3": "exit 0",
 }
-ALL_PACKAGES = "mariadb-server mariadb-client nginx openssl wrk ca-certificates"
+BROWSER = "chromium chromium-driver libnss3-tools fonts-noto-color-emoji"
+# prometheus: promtool for the static tier (its server's service is disabled like the others).
+ALL_PACKAGES = (
+    f"mariadb-server mariadb-client nginx openssl wrk ca-certificates prometheus {BROWSER}"
+)
 
 
-def run_install_deps(tmp_path, installed, system_state):
+def run_install_deps(tmp_path, installed, system_state, unavailable=""):
     """scripts/install-deps.sh with stub apt-get, dpkg-query, systemctl...: (output, calls)."""
     stubs = tmp_path / "stubs"
     stubs.mkdir()
@@ -224,6 +232,7 @@ def run_install_deps(tmp_path, installed, system_state):
         STUB_LOG=str(log),
         STUB_INSTALLED=installed,
         STUB_SYSTEM_STATE=system_state,
+        STUB_UNAVAILABLE=unavailable,
     )
     result = subprocess.run(
         [ROOT / "scripts" / "install-deps.sh"],
@@ -238,13 +247,15 @@ def run_install_deps(tmp_path, installed, system_state):
     calls = [
         c for c in log.read_text().splitlines() if c.split()[0] in ("apt-get", "systemctl", "sudo")
     ]
-    return result.stdout, calls
+    return result.stdout + result.stderr, calls
 
 
 def test_install_deps_stops_and_disables_only_the_services_it_installed(tmp_path):
     # nginx was there before (the owner's web server); mariadb-server is new.
     output, calls = run_install_deps(
-        tmp_path, "mariadb-client nginx openssl wrk ca-certificates", "running"
+        tmp_path,
+        f"mariadb-client nginx openssl wrk ca-certificates prometheus {BROWSER}",
+        "running",
     )
     assert "apt-get install -y -qq --no-install-recommends mariadb-server" in calls
     assert [c for c in calls if c.startswith("systemctl")] == [
@@ -255,18 +266,54 @@ def test_install_deps_stops_and_disables_only_the_services_it_installed(tmp_path
 
 
 def test_install_deps_disables_both_servers_when_it_installs_both(tmp_path):
-    output, calls = run_install_deps(tmp_path, "openssl wrk ca-certificates", "degraded")
+    installed = f"openssl wrk ca-certificates prometheus {BROWSER}"
+    output, calls = run_install_deps(tmp_path, installed, "degraded")
     assert "systemctl disable --now mariadb nginx" in calls
     assert "deps: stopped and disabled the system services mariadb nginx" in output
 
 
 def test_install_deps_without_systemd_installs_and_touches_no_service(tmp_path):
-    output, calls = run_install_deps(tmp_path, "openssl wrk ca-certificates", "offline")
+    installed = f"openssl wrk ca-certificates prometheus {BROWSER}"
+    output, calls = run_install_deps(tmp_path, installed, "offline")
     assert "apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client nginx" in (
         calls
     )
     assert [c for c in calls if c.startswith("systemctl")] == ["systemctl is-system-running"]
     assert "disabled" not in output
+
+
+def test_install_deps_installs_the_browser_where_the_sources_have_it(tmp_path):
+    installed = "mariadb-server mariadb-client nginx prometheus"
+    output, calls = run_install_deps(tmp_path, installed, "offline")
+    assert calls[1] == (
+        "apt-get install -y -qq --no-install-recommends openssl wrk ca-certificates "
+        "chromium chromium-driver libnss3-tools fonts-noto-color-emoji"
+    )
+    assert "browser test will skip" not in output
+
+
+def test_install_deps_leaves_out_browser_packages_the_sources_lack_and_says_so(tmp_path):
+    # Ubuntu's package sources have neither chromium nor chromium-driver (a snap only).
+    output, calls = run_install_deps(
+        tmp_path,
+        "mariadb-server mariadb-client nginx prometheus",
+        "offline",
+        "chromium chromium-driver",
+    )
+    assert calls[1] == (
+        "apt-get install -y -qq --no-install-recommends openssl wrk ca-certificates "
+        "libnss3-tools fonts-noto-color-emoji"
+    )
+    assert (
+        "deps: chromium is not in this system's package sources; the browser test will skip"
+    ) in output
+    # With nothing else missing there is nothing to install, and that is no failure.
+    (tmp_path / "again").mkdir()
+    output, calls = run_install_deps(
+        tmp_path / "again", ALL_PACKAGES.replace("chromium ", ""), "running", "chromium"
+    )
+    assert calls == ["apt-get update -qq"]
+    assert "deps: chromium is not in this system's package sources" in output
 
 
 def test_install_deps_with_everything_installed_changes_nothing(tmp_path):

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Usage: scripts/db-shell.sh [mariadb option...]   (make db-shell; SQL on stdin works too)
+# The mariadb client as root over the database's socket, in the running stack. The password is
+# read from SECRETS_DIR here and never appears on a command line or in an environment.
+set -euo pipefail
+# shellcheck source=scripts/lib/stack.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
+
+password_file=$secrets_dir/db_root_password
+if [[ ! -t 0 ]]; then
+  db_client root "$password_file" "$@"
+elif [[ $runtime == native ]]; then
+  # (--defaults-extra-file must be the first option.)
+  mariadb --defaults-extra-file=<(printf '[client]\nuser=root\npassword="%s"\n' "$(<"$password_file")") \
+    --protocol=socket --socket="$DB_SOCKET" "$@"
+else
+  # Interactive: stdin is the terminal, so the password reaches the container as a client option
+  # file in its /tmp (a tmpfs only uid 999, the server's own user, can read), removed on exit.
+  option_file=/tmp/.db-shell-$$.cnf
+  trap '"${compose[@]}" exec -T db rm -f "$option_file"' EXIT
+  printf '[client]\nuser=root\npassword="%s"\n' "$(<"$password_file")" |
+    "${compose[@]}" exec -T db sh -c "umask 077 && cat >'$option_file'"
+  "${compose[@]}" exec db mariadb --defaults-extra-file="$option_file" --protocol=socket "$@"
+fi

@@ -1,0 +1,139 @@
+# shellcheck shell=bash
+# Sourced by the operation scripts (backup-now, restore, rotate-secret, reload-proxy, db-shell):
+# reaches the running stack, whichever runtime runs it. Never run on its own.
+#   STACK_RUNTIME=compose (default): production, `docker compose -f compose.yaml -f compose.prod.yaml`
+#     (COMPOSE_COMMAND replaces "docker compose"; COMPOSE_PROJECT_NAME and .env apply as usual).
+#   STACK_RUNTIME=native: the processes `make native-up` started, described by the file it writes
+#     (NATIVE_STACK_ENV, default .run/native/stack.env): DB_HOST, DB_PORT, DB_SOCKET,
+#     BACKEND_PID_FILE, PROXY_PID_FILE.
+# Either way the secrets are the files in SECRETS_DIR (default ./secrets), read on this host.
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+script=$(basename "$0" .sh)
+
+die() {
+  echo "$script: $*" >&2
+  exit 1
+}
+
+say() { echo "$script: $*"; }
+
+runtime=${STACK_RUNTIME:-compose}
+case $runtime in
+  compose)
+    read -ra compose <<<"${COMPOSE_COMMAND:-docker compose}"
+    compose+=(-f "$repo/compose.yaml" -f "$repo/compose.prod.yaml")
+    ;;
+  native)
+    native_env=${NATIVE_STACK_ENV:-$repo/.run/native/stack.env}
+    [[ -r $native_env ]] || die "no native stack: $native_env is missing (start one with make native-up)"
+    # shellcheck source=/dev/null
+    source "$native_env"
+    ;;
+  *) die "STACK_RUNTIME=$runtime: must be compose or native" ;;
+esac
+secrets_dir=${SECRETS_DIR:-$repo/secrets}
+
+# db_exec COMMAND...: run COMMAND where the database runs (inside the db container, or here),
+# with stdin passed through.
+db_exec() {
+  if [[ $runtime == compose ]]; then
+    "${compose[@]}" exec -T db "$@"
+  else
+    "$@"
+  fi
+}
+
+# A mariadb client that takes the password from the first line of stdin and the rest of stdin as
+# its input: the password never appears on a command line, in an environment or in a file.
+# (--defaults-extra-file must be the first option.)
+# shellcheck disable=SC2016
+client_reading_password='IFS= read -r password
+exec mariadb --defaults-extra-file=<(printf "[client]\nuser=%s\npassword=\"%s\"\n" "$0" "$password") "$@"'
+
+# db_client USER PASSWORD_FILE MARIADB_OPTION...: the mariadb client where the db runs, as USER
+# with the password in PASSWORD_FILE (read here, on this host), SQL on stdin. Root uses the
+# socket (it has no network login); every other account logs in over TCP, as its consumers do.
+db_client() {
+  local user=$1 password_file=$2 password
+  shift 2
+  [[ -r $password_file ]] || die "cannot read $password_file (SECRETS_DIR=$secrets_dir)"
+  password=$(<"$password_file")
+  local where=(--protocol=socket)
+  if [[ $runtime == native ]]; then
+    where=(--protocol=socket "--socket=$DB_SOCKET")
+    [[ $user == root ]] || where=(--protocol=tcp "--host=$DB_HOST" "--port=$DB_PORT")
+  elif [[ $user != root ]]; then
+    where=(--protocol=tcp --host=127.0.0.1 --port=3306)
+  fi
+  { printf '%s\n' "$password"; cat; } |
+    db_exec bash -c "$client_reading_password" "$user" "${where[@]}" "$@"
+}
+
+# root_sql: SQL on stdin, run as root over the socket; tab-separated rows out.
+root_sql() {
+  db_client root "$secrets_dir/db_root_password" --batch --skip-column-names
+}
+
+# native_workers: pids of the gunicorn workers under the native master, one a line.
+native_workers() {
+  pgrep -P "$(<"$BACKEND_PID_FILE")" | sort
+}
+
+# restart_backends: every backend process starts again and so reads its secret files anew,
+# one replica (compose) or one generation of workers (native) at a time, while the others serve.
+restart_backends() {
+  if [[ $runtime == compose ]]; then
+    local id status
+    for id in $("${compose[@]}" ps --quiet backend); do
+      # A restart mounts the secret files again: a running container keeps the inode it
+      # started with, and the atomic rename gave the file a new one.
+      docker restart --time 30 "$id" >/dev/null
+      for _ in $(seq 120); do
+        status=$(docker inspect --format '{{.State.Health.Status}}' "$id")
+        [[ $status == healthy ]] && break
+        sleep 1
+      done
+      [[ $status == healthy ]] || die "backend container ${id:0:12} is $status 120 s after its restart"
+      say "backend replica ${id:0:12} restarted and healthy"
+    done
+  else
+    [[ -r $BACKEND_PID_FILE ]] || die "gunicorn is not running ($BACKEND_PID_FILE is missing)"
+    local before now
+    before=$(native_workers)
+    # gunicorn's graceful reload: new workers (which build their app, and read the secret
+    # files, after the fork) start first; the old ones finish their requests and exit.
+    kill -HUP "$(<"$BACKEND_PID_FILE")"
+    for _ in $(seq 600); do
+      now=$(native_workers)
+      [[ -n $now ]] && [[ -z $(comm -12 <(echo "$before") <(echo "$now")) ]] &&
+        [[ $(wc -l <<<"$now") -ge $(wc -l <<<"$before") ]] && break
+      sleep 0.1
+    done
+    [[ -z $(comm -12 <(echo "$before") <(echo "$now")) ]] ||
+      die "gunicorn still runs workers from before the reload after 60 s: ${now//$'\n'/ }"
+    say "gunicorn reloaded: workers ${before//$'\n'/ } replaced by ${now//$'\n'/ }"
+  fi
+}
+
+# restart_backup_service: the backup service reads its secret file anew, and proves it with a
+# backup (compose only; natively every `make backup` reads the file).
+restart_backup_service() {
+  [[ $runtime == compose ]] || return 0
+  [[ -n $("${compose[@]}" ps --quiet backup) ]] || return 0
+  "${compose[@]}" restart --timeout 30 backup >/dev/null
+  "${compose[@]}" exec -T backup /opt/stack/scripts/backup.sh >/dev/null ||
+    die "the restarted backup service could not take a backup"
+  say "backup service restarted; it took a backup with the new password"
+}
+
+# reload_proxy: nginx re-reads its configuration and certificate (graceful: old workers finish
+# their requests).
+reload_proxy() {
+  if [[ $runtime == compose ]]; then
+    "${compose[@]}" exec -T proxy nginx -s reload
+  else
+    [[ -r $PROXY_PID_FILE ]] || die "nginx is not running ($PROXY_PID_FILE is missing)"
+    kill -HUP "$(<"$PROXY_PID_FILE")"
+  fi
+}

@@ -1,0 +1,231 @@
+"""Faults under load, in both runtimes: a database crash, a killed worker, a proxy reload, a slow
+client and a flooding one. Each test is bounded in requests and time, and its load stays below
+the per-client limits (proxy/proxy.env), so that a refusal counts as a failure."""
+
+import socket
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+
+from tests.e2e.conftest import make_client
+from tests.e2e.helpers import PROXY_ENV, wait_for_status
+from tests.e2e.load import SteadyReads
+from tests.stack import wait_until
+from tests.stack.nginx import load_env_file
+
+# The issue's bound: /readyz answers 200 within 5 s of the database accepting connections again.
+READY_AFTER_DB = 5.0
+# 4 writes a second, below the write limit (5 r/s): no write is refused with a 429.
+WRITE_PACE = 0.25
+# At most 15 s of writes; a list page (limit=100) holds every one of them.
+MAX_WRITES = 60
+# nginx's client_header_timeout (proxy/templates/limits.conf.template): the promise.
+HEADER_TIMEOUT = 10
+
+
+@dataclass
+class Write:
+    sent: float
+    answered: float
+    title: str
+    body: str
+    outcome: int | str  # status code, or the error a client saw instead of an answer
+    payload: dict | None
+
+
+class SteadyWrites:
+    """POST a new post every WRITE_PACE s (with the write token) while the `with` block runs."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.run = uuid.uuid4().hex[:8]
+        self.writes: list[Write] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        with make_client(self.stack) as session:
+            session.headers["Authorization"] = f"Bearer {self.stack.write_token}"
+            for number in range(MAX_WRITES):
+                if self._stop.is_set():
+                    return
+                title = f"crash test {self.run} #{number}"
+                body = f"write #{number} of {self.run}: acknowledged means durable ✓"
+                sent = time.monotonic()
+                try:
+                    response = session.post(
+                        self.stack.base_url + "/api/posts", json={"title": title, "body": body}
+                    )
+                    outcome, payload = response.status_code, response.json()
+                except (requests.RequestException, ValueError) as error:
+                    outcome, payload = f"{type(error).__name__}: {error}", None
+                self.writes.append(Write(sent, time.monotonic(), title, body, outcome, payload))
+                self._stop.wait(max(0.0, sent + WRITE_PACE - time.monotonic()))
+
+    def acknowledged(self, since=0.0):
+        return [w for w in self.writes if w.outcome == 201 and w.sent >= since]
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(30)
+
+
+def backend_starts(stack):
+    """(gunicorn masters started, workers booted) so far, from the backend's log."""
+    logs = stack.logs("backend")
+    return logs.count("Listening at:"), logs.count("Booting worker")
+
+
+def test_database_writes_every_commit_to_disk(stack):
+    # What lets an acknowledged write survive a crash of the OS, not only of the server.
+    settings = stack.root_sql("SELECT @@innodb_flush_log_at_trx_commit, @@sync_binlog;")
+    assert settings.split() == ["1", "1"]
+
+
+def test_database_crash_under_write_load_loses_no_acknowledged_write(stack, client):
+    readyz = stack.base_url + "/readyz"
+    starts_before = backend_starts(stack)
+    with SteadyWrites(stack) as load:
+        wait_until(lambda: len(load.acknowledged()) >= 3, 15, "3 writes acknowledged before")
+        killed = time.monotonic()
+        stack.kill_db()
+        # Natively nothing restarts it: let writes meet the dead database for a second.
+        wait_until(lambda: load.writes[-1].sent > killed + 1, 15, "writes while it is down")
+        stack.start_db()
+        accepting = time.monotonic()
+        wait_for_status(client, readyz, 200, 30, "the database accepts connections again")
+        ready_after = time.monotonic() - accepting
+        wait_until(
+            lambda: len(load.acknowledged(accepting)) >= 3, 15, "3 writes acknowledged after"
+        )
+
+    # Every write got an answer (no hang, no dropped connection), and only a 201 or a clean 503.
+    outcomes = [w.outcome for w in load.writes]
+    assert set(outcomes) <= {201, 503}, outcomes
+    # Control: the server that answers now started after the kill (under compose, writes may
+    # just wait out the short restart instead of failing).
+    uptime = int(stack.root_sql("SHOW GLOBAL STATUS LIKE 'Uptime';").split()[1])
+    assert uptime <= time.monotonic() - killed, f"the database was not restarted ({uptime} s up)"
+    failed = [w for w in load.writes if w.outcome == 503]
+    assert {w.payload["error"] for w in failed} <= {"database_unavailable"}, failed
+    late = [(w.sent - killed, w.answered - killed) for w in failed if w.sent > accepting]
+    assert late == [], f"writes failed after the database was back (s after the kill): {late}"
+    assert ready_after <= READY_AFTER_DB, f"/readyz 200 only {ready_after:.1f} s after"
+
+    # Every acknowledged write is there, exactly as it was sent.
+    page = client.get(stack.base_url + "/api/posts", params={"limit": 100}).json()["posts"]
+    stored = {post["id"]: (post["title"], post["excerpt"]) for post in page}
+    for write in load.acknowledged():
+        assert stored.get(write.payload["id"]) == (write.title, write.body), write
+    # The stack recovered by itself: no worker or master was started meanwhile.
+    assert backend_starts(stack) == starts_before
+
+
+def test_killed_worker_under_read_load_fails_only_the_request_it_was_serving(stack):
+    with SteadyReads(stack, "/api/posts?limit=100") as one, SteadyReads(stack) as two:
+        wait_until(lambda: len(one.results) >= 5, 15, "the read load to start")
+        stack.kill_backend_worker()
+        killed = time.monotonic()
+        wait_until(lambda: one.sent_between(killed, time.monotonic()) >= 20, 30, "20 more requests")
+
+    failures = one.failures + two.failures
+    if stack.backend_replicas > 1:
+        # nginx sends an idempotent request the dead worker dropped to the other replica.
+        assert failures == [], failures
+    else:
+        # A sync worker serves one request at a time: only that one is lost, answered by nginx
+        # (the rest wait in the listen queue for the other worker and the replacement).
+        assert len(failures) <= 1 and {outcome for _, outcome in failures} <= {502}, failures
+    assert len(one.results) + len(two.results) >= 40
+
+
+def test_proxy_reload_under_read_load_fails_no_request(stack):
+    with SteadyReads(stack, "/api/posts?limit=100") as one, SteadyReads(stack) as two:
+        wait_until(lambda: len(one.results) >= 5, 15, "the read load to start")
+        stack.reload_proxy()
+        reloaded = time.monotonic()
+        wait_until(
+            lambda: one.sent_between(reloaded, time.monotonic()) >= 20, 30, "20 more requests"
+        )
+
+    assert one.failures + two.failures == []
+    assert len(one.results) + len(two.results) >= 40
+
+
+def test_slowloris_is_closed_by_the_header_timeout_while_others_are_served(stack, client):
+    url = urlsplit(stack.base_url)
+    context = ssl.create_default_context(cafile=stack.ca_bundle)
+    served, closed_after = [], None
+    with (
+        socket.create_connection(
+            (url.hostname, url.port), timeout=5, source_address=(stack.client_address, 0)
+        ) as raw,
+        context.wrap_socket(raw, server_hostname=url.hostname) as slow,
+    ):
+        opened = time.monotonic()
+        slow.sendall(f"GET /healthz HTTP/1.1\r\nHost: {url.netloc}\r\n".encode())
+        slow.settimeout(1)
+        # One more header line a second, never the blank line that ends the request.
+        for line in range(HEADER_TIMEOUT + 5):
+            try:
+                slow.sendall(f"X-Slow-{line}: 1\r\n".encode())
+                answer = slow.recv(4096)
+            except TimeoutError:
+                answer = None  # still open, nothing said
+            except OSError:
+                answer = b""  # reset: closed too
+            if answer is not None:
+                closed_after = time.monotonic() - opened
+                break
+            served.append(client.get(stack.base_url + "/healthz").status_code)
+
+    assert closed_after is not None, f"still open after {HEADER_TIMEOUT + 5} s"
+    assert closed_after <= HEADER_TIMEOUT + 2, f"closed after {closed_after:.1f} s"
+    assert answer == b"", f"the request was answered: {answer[:100]!r}"
+    assert len(served) >= 5 and set(served) == {200}, served
+
+
+def read_limit():
+    """(requests per second, burst) of the proxy's per-client zone, from proxy/proxy.env."""
+    env = load_env_file(PROXY_ENV)
+    return float(env["PROXY_RATE"].removesuffix("r/s")), int(env["PROXY_RATE_BURST"])
+
+
+def test_flood_from_one_client_is_limited_while_another_is_served(stack):
+    rate, burst = read_limit()
+    flood, stop = [], threading.Event()
+
+    def flooder():
+        with make_client(stack) as session:
+            while not stop.is_set() and len(flood) < 1000:
+                flood.append(session.get(stack.base_url + "/healthz").status_code)
+
+    threads = [threading.Thread(target=flooder, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: flood.count(429) >= 10, 30, "the flood to be refused with 429")
+        refused_before, other = flood.count(429), []
+        for _ in range(3):
+            time.sleep(0.1)
+            other.append(stack.other_client_status("/healthz"))
+        refused_meanwhile = flood.count(429) - refused_before
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        # The flooder's bucket drains at the zone's rate: the tests after this one find it empty.
+        time.sleep((burst + 1) / rate)
+
+    assert other == [200, 200, 200]
+    assert set(flood) == {200, 429}, set(flood)
+    assert refused_meanwhile >= 1, "the flood was not refused while the other client was served"
