@@ -299,7 +299,20 @@ class ComposeStack(ScriptOperations):
             )
 
     def reload_proxy(self):
+        (container,) = self.container_ids("proxy")
+
+        def workers():
+            return {pid for pid, args in self.processes(container) if NGINX_WORKER in args}
+
+        before = workers()
         self.exec("proxy", "nginx", "-s", "reload", check=True)
+        # As natively: returns once the reload is done. The old worker closes its idle keep-alive
+        # connections and exits; a client that reused one of them meanwhile would see it closed.
+        wait_until(
+            lambda: workers() and not workers() & before,
+            15,
+            "nginx's old worker to exit and a new one to serve after the reload",
+        )
 
     def backend_metrics(self):
         # Each replica's own metrics port, from inside it: the port is published nowhere.
