@@ -69,8 +69,10 @@ up: docker-check certs secrets ## Start the dev stack (hot reload, self-signed T
 	$(COMPOSE) up -d --build --wait
 	@echo "Stack up: https://localhost:$${HTTPS_PORT:-443}/  (trust certs/dev-ca.crt)"
 
-down: docker-check ## Stop the dev stack (keeps the database volume)
-	$(COMPOSE) down
+# --profile '*': without it, `down` leaves the containers and networks of the profiles (backup,
+# monitoring, certbot) it is not given.
+down: docker-check ## Stop the dev stack, every profile's services too (keeps the volumes)
+	$(COMPOSE) --profile '*' down
 
 logs: docker-check ## Follow the dev stack's logs
 	$(COMPOSE) logs -f --tail=100
@@ -81,8 +83,8 @@ ps: docker-check ## Show the dev stack's services and health
 prod-up: docker-check secrets backup-dir ## Start production on this host (needs SERVER_NAME and certs/server.{crt,key})
 	$(PROD) up -d --build --wait
 
-prod-down: docker-check ## Stop production (keeps the database volume)
-	$(PROD) down
+prod-down: docker-check ## Stop production, every profile's services too (keeps the volumes)
+	$(PROD) --profile '*' down
 
 native-up: deps venv certs secrets ## Run the whole stack as local processes on 127.0.0.1 (no Docker)
 	$(PYTHON) -m tests.stack.native up

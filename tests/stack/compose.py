@@ -198,9 +198,11 @@ class ComposeStack(ScriptOperations):
 
     def down(self):
         # DockerCompose.stop() removes volumes, not images or orphans. --rmi local: the images
-        # built by up() (never reused, see there) go too, not the bases.
+        # built by up() (never reused, see there) go too, not the bases. Every profile: `down`
+        # forgets the networks and volumes of profiles it was not given, and a leftover network
+        # per run soon exhausts Docker's address pools.
         self.compose(
-            "down", "--volumes", "--rmi", "local", "--remove-orphans", "--timeout", "10",
+            "--profile", "*", "down", "--volumes", "--rmi", "local", "--remove-orphans", "--timeout", "10",
             check=False,
         )  # fmt: skip
 
