@@ -202,7 +202,8 @@ class ComposeStack(ScriptOperations):
         # forgets the networks and volumes of profiles it was not given, and a leftover network
         # per run soon exhausts Docker's address pools.
         self.compose(
-            "--profile", "*", "down", "--volumes", "--rmi", "local", "--remove-orphans", "--timeout", "10",
+            "--profile", "*", "down",
+            "--volumes", "--rmi", "local", "--remove-orphans", "--timeout", "10",
             check=False,
         )  # fmt: skip
 
