@@ -29,10 +29,11 @@ dotenv = $(shell [ -f .env ] && sed -n -E \
 SECRETS_DIR ?= $(or $(call dotenv,SECRETS_DIR),./secrets)
 CERTS_DIR   ?= $(or $(call dotenv,CERTS_DIR),./certs)
 BACKUP_DIR  ?= $(or $(call dotenv,BACKUP_DIR),./backups)
+BACKUP_COPY_DIR ?= $(or $(call dotenv,BACKUP_COPY_DIR),./backup-copy)
 SERVER_NAME ?= $(call dotenv,SERVER_NAME)
 HTTP_PORT   ?= $(call dotenv,HTTP_PORT)
 HTTPS_PORT  ?= $(call dotenv,HTTPS_PORT)
-export SECRETS_DIR CERTS_DIR BACKUP_DIR
+export SECRETS_DIR CERTS_DIR BACKUP_DIR BACKUP_COPY_DIR
 # The operations (backup, restore, rotate-secret, reload-proxy, db-shell) act on the native stack
 # while `make native-up`'s one runs, else on production; RUNTIME=compose|native chooses.
 RUNTIME ?= $(if $(wildcard .run/native/stack.env),native,compose)
@@ -41,7 +42,8 @@ $(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT,$(if $($(name)),$(eval export $(
 
 .PHONY: help deps venv certs secrets docker-check up down logs ps prod-up prod-down \
         native-up native-down lint test test-backend test-static test-e2e test-compose \
-        backup-dir backup restore rotate-secret reload-proxy db-shell bench
+        backup-dir backup restore rotate-secret reload-proxy db-shell bench \
+        swarm-init swarm-secrets swarm-images swarm-config swarm-deploy swarm-migrate swarm-rm
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +88,29 @@ prod-up: docker-check secrets backup-dir ## Start production on this host (needs
 prod-down: docker-check ## Stop production, every profile's services too (keeps the volumes)
 	$(PROD) --profile '*' down
 
+# --- Docker Swarm: compose.swarm.yaml on a swarm (docs/operations.md). SWARM_STACK names the
+# stack; REGISTRY and IMAGE_TAG name its images (scripts/lib/swarm.sh). ---
+swarm-init: docker-check ## Make this engine a single-node swarm, labelled to run the db and the proxy
+	@scripts/swarm-init.sh
+
+swarm-secrets: docker-check certs secrets ## Create the stack's Swarm secrets from SECRETS_DIR and CERTS_DIR
+	@scripts/swarm-secrets.sh
+
+swarm-images: docker-check ## Build the backend and proxy images for Swarm (and push them if REGISTRY is set)
+	@scripts/swarm-images.sh
+
+swarm-config: ## Print the stack file that swarm-deploy deploys (the compose files, rendered)
+	@scripts/swarm-render.sh
+
+swarm-deploy: docker-check backup-dir ## Deploy or update the Swarm stack: migrate, then roll out (or roll back)
+	@scripts/swarm-deploy.sh
+
+swarm-migrate: docker-check ## Run the database migrations on Swarm now, with BACKEND_IMAGE
+	@scripts/swarm-migrate.sh
+
+swarm-rm: docker-check ## Remove the Swarm stack (its database volume, secrets and the swarm stay)
+	docker stack rm --detach=false $${SWARM_STACK:-hardened-stack}
+
 native-up: deps venv certs secrets ## Run the whole stack as local processes on 127.0.0.1 (no Docker)
 	$(PYTHON) -m tests.stack.native up
 
@@ -100,9 +125,10 @@ $(VENV)/.bench-installed: tests/bench/requirements.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
 	touch $@
 
-backup-dir: ## Create BACKUP_DIR for the backup service (0700, owned by its uid 999; needs root)
-	@if [[ $$(stat -c %u:%a "$(BACKUP_DIR)" 2>/dev/null) == 999:700 ]]; then echo "kept     $(BACKUP_DIR)"; \
-	else install -d -m 0700 -o 999 -g 999 "$(BACKUP_DIR)" && echo "created  $(BACKUP_DIR) (0700, uid 999)"; fi
+backup-dir: ## Create BACKUP_DIR and BACKUP_COPY_DIR for the backup service (0700, its uid 999; needs root)
+	@for dir in "$(BACKUP_DIR)" "$(BACKUP_COPY_DIR)"; do \
+	  if [[ $$(stat -c %u:%a "$$dir" 2>/dev/null) == 999:700 ]]; then echo "kept     $$dir"; \
+	  else install -d -m 0700 -o 999 -g 999 "$$dir" && echo "created  $$dir (0700, uid 999)"; fi; done
 
 backup restore rotate-secret reload-proxy db-shell: export STACK_RUNTIME = $(RUNTIME)
 

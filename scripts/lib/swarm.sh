@@ -1,0 +1,81 @@
+# shellcheck shell=bash disable=SC2034 # compose and resolve_image: read by the sourcing scripts
+# Sourced by the swarm-*.sh scripts: the stack's name, its images, and the waits on Swarm.
+# Never run on its own.
+#   SWARM_STACK   the stack's name (default hardened-stack); its secrets and configs carry it.
+#   REGISTRY      where nodes pull the images from (host[:port][/path]); unset: this node's images.
+#   IMAGE_TAG     the images' tag (default: the commit checked out here).
+#   BACKEND_IMAGE, PROXY_IMAGE   the full names, when they come from elsewhere.
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+script=$(basename "$0" .sh)
+
+die() {
+  echo "$script: $*" >&2
+  exit 1
+}
+
+say() { echo "$script: $*"; }
+
+stack=${SWARM_STACK:-hardened-stack}
+tag=${IMAGE_TAG:-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo latest)}
+registry=${REGISTRY:+${REGISTRY%/}/}
+export BACKEND_IMAGE=${BACKEND_IMAGE:-${registry}hardened-stack-backend:$tag}
+export PROXY_IMAGE=${PROXY_IMAGE:-${registry}hardened-stack-proxy:$tag}
+read -ra compose <<<"${COMPOSE_COMMAND:-docker compose}"
+# Local images (no REGISTRY) have no registry digest to pin.
+resolve_image=never
+[[ -z $registry ]] || resolve_image=always
+
+swarm_manager() {
+  [[ $(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null) == true ]] ||
+    die "this Docker engine is not a swarm manager (make swarm-init makes a single-node swarm)"
+}
+
+# wait_job SERVICE KNOWN_TASKS: the replicated job SERVICE runs again (tasks other than the
+# KNOWN_TASKS ids); returns once one of them completes, fails once its attempts are used up.
+wait_job() {
+  local service=$1 known=$2 timeout=${SWARM_JOB_TIMEOUT:-300} attempts new states
+  attempts=$(docker service inspect --format '{{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}' "$service")
+  for ((waited = 0; waited < timeout; waited++)); do
+    new=$(comm -13 <(sort <<<"$known") <(docker service ps --quiet "$service" | sort))
+    if [[ -n $new ]]; then
+      # shellcheck disable=SC2086 # one id per word
+      states=$(docker inspect --format '{{.Status.State}}' $new)
+      grep -qx complete <<<"$states" && return 0
+      if (($(grep -cxE 'failed|rejected' <<<"$states") > attempts)); then
+        docker service logs --raw --tail 20 "$service" >&2 || true
+        die "$service failed $((attempts + 1)) times (its last output is above)"
+      fi
+    fi
+    sleep 1
+  done
+  die "$service did not complete within $timeout s (SWARM_JOB_TIMEOUT)"
+}
+
+# wait_converged SINCE: every service of the stack runs all its replicas, and none updated since
+# SINCE (epoch seconds) was rolled back or paused. Swarm counts a replica once it is healthy.
+wait_converged() {
+  local since=$1 timeout=${SWARM_DEPLOY_TIMEOUT:-600} name mode replicas state started message pending
+  for ((waited = 0; waited < timeout; waited += 2)); do
+    pending=""
+    while IFS='|' read -r name mode replicas; do
+      [[ $mode == *job ]] && continue
+      IFS='|' read -r state started message < <(docker service inspect --format \
+        '{{with .UpdateStatus}}{{.State}}|{{.StartedAt.Unix}}|{{.Message}}{{end}}' "$name")
+      if [[ -n $state ]] && ((started >= since)); then
+        case $state in
+          rollback_completed)
+            die "$name was rolled back to its previous version; a new replica failed: $(
+              docker service ps --no-trunc --format '{{.Error}}' "$name" | grep -m 1 .)" ;;
+          paused | rollback_paused) die "$name's update stopped ($state): $message" ;;
+          updating | rollback_started) pending+=" $name($state)" && continue ;;
+        esac
+      fi
+      [[ ${replicas%% *} =~ ^([0-9]+)/([0-9]+)$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]] ||
+        pending+=" $name($replicas)"
+    done < <(docker stack services --format '{{.Name}}|{{.Mode}}|{{.Replicas}}' "$stack")
+    [[ -z $pending ]] && return 0
+    sleep 2
+  done
+  die "not converged within $timeout s (SWARM_DEPLOY_TIMEOUT):$pending; see docker stack ps $stack"
+}

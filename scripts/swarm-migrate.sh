@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Usage: scripts/swarm-migrate.sh   (make swarm-migrate)
+# Runs the stack's migrate job again, with BACKEND_IMAGE, and returns once it has completed (or
+# fails with its output). scripts/swarm-deploy.sh runs it before every update of a deployed stack.
+set -euo pipefail
+# shellcheck source=scripts/lib/swarm.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm.sh"
+
+swarm_manager
+service=${stack}_migrate
+docker service inspect "$service" >/dev/null 2>&1 ||
+  die "no service $service: deploy the stack first (make swarm-deploy)"
+known=$(docker service ps --quiet "$service")
+# --force: a job runs again only when its spec changes, and the image may be the same.
+options=(--detach --force --image "$BACKEND_IMAGE")
+[[ $resolve_image == always ]] || options+=(--no-resolve-image)
+docker service update "${options[@]}" "$service" >/dev/null
+wait_job "$service" "$known"
+say "the database is migrated ($BACKEND_IMAGE)"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Usage: scripts/swarm-secrets.sh   (make swarm-secrets)
+# Creates the stack's Swarm secrets (<SWARM_STACK>_<name>) from the files `make secrets` and
+# `make certs` wrote in SECRETS_DIR and CERTS_DIR. An existing secret is kept: Swarm secrets cannot
+# change (docs/operations.md says how to replace one). Once created, the files may leave this host.
+set -euo pipefail
+# shellcheck source=scripts/lib/swarm.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm.sh"
+
+secrets_dir=${SECRETS_DIR:-$repo/secrets}
+certs_dir=${CERTS_DIR:-$repo/certs}
+swarm_manager
+
+# name=file: the secrets compose.swarm.yaml names.
+sources=(
+  "tls_certificate=$certs_dir/server.crt"
+  "tls_key=$certs_dir/server.key"
+)
+for name in db_root_password db_migrator_password db_app_password db_backup_password \
+  db_exporter_password api_tokens; do
+  sources+=("$name=$secrets_dir/$name")
+done
+
+for source in "${sources[@]}"; do
+  name=${stack}_${source%%=*} file=${source#*=}
+  if docker secret inspect "$name" >/dev/null 2>&1; then
+    say "kept     $name"
+    continue
+  fi
+  [[ -s $file ]] || die "$file is missing or empty (make secrets; make certs)"
+  docker secret create "$name" "$file" >/dev/null
+  say "created  $name (from $file)"
+done
