@@ -33,15 +33,19 @@ BACKUP_COPY_DIR ?= $(or $(call dotenv,BACKUP_COPY_DIR),./backup-copy)
 SERVER_NAME ?= $(call dotenv,SERVER_NAME)
 HTTP_PORT   ?= $(call dotenv,HTTP_PORT)
 HTTPS_PORT  ?= $(call dotenv,HTTPS_PORT)
+SWARM_STACK ?= $(call dotenv,SWARM_STACK)
+REGISTRY    ?= $(call dotenv,REGISTRY)
+IMAGE_TAG   ?= $(call dotenv,IMAGE_TAG)
 export SECRETS_DIR CERTS_DIR BACKUP_DIR BACKUP_COPY_DIR
 # The operations (backup, restore, rotate-secret, reload-proxy, db-shell) act on the native stack
-# while `make native-up`'s one runs, else on production; RUNTIME=compose|native chooses.
+# while `make native-up`'s one runs, else on production; RUNTIME=compose|native|swarm chooses
+# (swarm: SWARM_STACK, on the node that runs the database).
 RUNTIME ?= $(if $(wildcard .run/native/stack.env),native,compose)
 # Only when set: an empty value would hide the defaults of the scripts and the native runner.
-$(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT,$(if $($(name)),$(eval export $(name))))
+$(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT SWARM_STACK REGISTRY IMAGE_TAG,$(if $($(name)),$(eval export $(name))))
 
 .PHONY: help deps venv certs secrets docker-check up down logs ps prod-up prod-down \
-        native-up native-down lint test test-backend test-static test-e2e test-compose \
+        native-up native-down lint test test-backend test-static test-e2e test-compose test-swarm \
         backup-dir backup restore rotate-secret reload-proxy db-shell bench \
         swarm-init swarm-secrets swarm-images swarm-config swarm-deploy swarm-migrate swarm-rm
 
@@ -109,7 +113,7 @@ swarm-migrate: docker-check ## Run the database migrations on Swarm now, with BA
 	@scripts/swarm-migrate.sh
 
 swarm-rm: docker-check ## Remove the Swarm stack (its database volume, secrets and the swarm stay)
-	docker stack rm --detach=false $${SWARM_STACK:-hardened-stack}
+	docker stack rm --detach=false $${SWARM_STACK:-hardened-stack-swarm}
 
 native-up: deps venv certs secrets ## Run the whole stack as local processes on 127.0.0.1 (no Docker)
 	$(PYTHON) -m tests.stack.native up
@@ -163,12 +167,16 @@ test-backend: deps venv ## Tier 1: the backend against a real MariaDB
 test-static: lint ## Tier 3 (same as lint)
 
 test-e2e: deps venv ## Tier 2: end-to-end against the native stack
-	$(PYTEST) tests/e2e -m "not compose"
+	$(PYTEST) tests/e2e -m "not compose and not swarm"
 
 test-compose: venv ## Tier 4: end-to-end and container checks against compose (dev+prod)
 	images="$$(scripts/prepare-docker.sh)"; export $$images; \
 	$(PYTEST) tests/e2e tests/containers -m compose
 
-test: deps venv lint ## Every tier: static, backend, native e2e, compose e2e
+test-swarm: venv ## Tier 5: end-to-end and Swarm checks against a single-node swarm
 	images="$$(scripts/prepare-docker.sh)"; export $$images; \
-	$(PYTEST) tests/backend tests/e2e tests/containers
+	$(PYTEST) tests/e2e tests/swarm -m swarm
+
+test: deps venv lint ## Every tier: static, backend, native e2e, compose e2e, swarm
+	images="$$(scripts/prepare-docker.sh)"; export $$images; \
+	$(PYTEST) tests/backend tests/e2e tests/containers tests/swarm

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Usage: scripts/backup-now.sh   (make backup)
 # Takes one backup now with scripts/backup.sh, where the running stack takes them: in the backup
-# service's container (compose), or here as the backup account (native). Last line: the new file.
+# service's container (compose, swarm), or here as the backup account (native). Last line: the new file.
 set -euo pipefail
 # shellcheck source=scripts/lib/stack.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 
 backup_dir=${BACKUP_DIR:-$repo/backups}
 
-if [[ $runtime == compose ]]; then
-  [[ -n $("${compose[@]}" ps --quiet backup 2>/dev/null) ]] ||
+if [[ $runtime != native ]]; then
+  [[ $runtime == swarm || -n $("${compose[@]}" ps --quiet backup 2>/dev/null) ]] ||
     die "the backup service is not running (production starts it: make prod-up)"
-  output=$("${compose[@]}" exec -T backup /opt/stack/scripts/backup.sh) || die "the backup failed (see above)"
+  output=$(service_exec backup /opt/stack/scripts/backup.sh) || die "the backup failed (see above)"
 else
   # Natively the directory belongs to whoever runs the stack.
   [[ -d $backup_dir ]] || mkdir -m 0700 "$backup_dir"

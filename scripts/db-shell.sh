@@ -17,8 +17,13 @@ else
   # Interactive: stdin is the terminal, so the password reaches the container as a client option
   # file in its /tmp (a tmpfs only uid 999, the server's own user, can read), removed on exit.
   option_file=/tmp/.db-shell-$$.cnf
-  trap '"${compose[@]}" exec -T db rm -f "$option_file"' EXIT
+  trap 'db_exec rm -f "$option_file"' EXIT
   printf '[client]\nuser=root\npassword="%s"\n' "$(<"$password_file")" |
-    "${compose[@]}" exec -T db sh -c "umask 077 && cat >'$option_file'"
-  "${compose[@]}" exec db mariadb --defaults-extra-file="$option_file" --protocol=socket "$@"
+    db_exec sh -c "umask 077 && cat >'$option_file'"
+  client=(mariadb --defaults-extra-file="$option_file" --protocol=socket "$@")
+  if [[ $runtime == swarm ]]; then
+    docker exec -it "$(swarm_container db)" "${client[@]}"
+  else
+    "${compose[@]}" exec db "${client[@]}"
+  fi
 fi

@@ -6,6 +6,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib/stack.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 
+[[ $runtime != swarm ]] ||
+  die "Swarm secrets cannot change: rotate one on Swarm as docs/operations.md (Docker Swarm) says"
+
 name=${1:-}
 case $name in
   db_app_password) user=app host=% consumers="the backend" ;;

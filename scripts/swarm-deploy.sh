@@ -20,8 +20,10 @@ if docker service inspect "${stack}_migrate" >/dev/null 2>&1; then
   "$here/swarm-migrate.sh"
 fi
 
-"$here/swarm-render.sh" |
-  docker stack deploy --detach --resolve-image "$resolve_image" --compose-file - "$stack"
+options=(--detach --resolve-image "$resolve_image")
+# Nodes pulling from a registry that needs a login get this client's credentials.
+[[ -z $registry ]] || options+=(--with-registry-auth)
+"$here/swarm-render.sh" | docker stack deploy "${options[@]}" --compose-file - "$stack"
 if ! $deployed; then
   # A first deployment: the job starts with the stack, and retries until the database is up.
   wait_job "${stack}_migrate" ""

@@ -13,7 +13,7 @@ docker service inspect "$service" >/dev/null 2>&1 ||
 known=$(docker service ps --quiet "$service")
 # --force: a job runs again only when its spec changes, and the image may be the same.
 options=(--detach --force --image "$BACKEND_IMAGE")
-[[ $resolve_image == always ]] || options+=(--no-resolve-image)
+if [[ -n $registry ]]; then options+=(--with-registry-auth); else options+=(--no-resolve-image); fi
 docker service update "${options[@]}" "$service" >/dev/null
 wait_job "$service" "$known"
 say "the database is migrated ($BACKEND_IMAGE)"

@@ -7,9 +7,10 @@ import pytest
 
 from tests.stack import free_port
 from tests.stack.compose import ROOT, ComposeStack, compose_command
+from tests.stack.swarm import SwarmStack
 
-# Why the compose tier could not run in this session, for the closing summary.
-COMPOSE_TIER_PROBLEM = pytest.StashKey[str]()
+# Why each Docker tier (compose, swarm) could not run in this session, for the closing summary.
+DOCKER_TIER_PROBLEMS = pytest.StashKey[dict[str, str]]()
 # A pull of a base image that does not finish by then counts as "cannot be pulled".
 PULL_TIMEOUT = 600
 
@@ -62,7 +63,7 @@ def _docker(*args, timeout=30):
 
 
 def compose_tier_problem(stack):
-    """Why the compose tier cannot run here (one sentence), or None when it can."""
+    """Why the Docker tiers (compose, swarm) cannot run here (one sentence), or None."""
     try:
         info = _docker("info", "--format", "{{.ServerVersion}}")
     except FileNotFoundError:
@@ -95,13 +96,34 @@ def compose_tier_problem(stack):
     return None
 
 
+def _docker_stack(request, stack, tier):
+    """Bring STACK (a ComposeStack or SwarmStack) up for the session, and down at its end.
+
+    Where no Docker engine answers or a base image is neither here nor pullable, every test of
+    the TIER skips with that one reason, and the summary repeats it; with REQUIRE_COMPOSE_TIER=1
+    (CI, whose machine can run the Docker tiers) they fail instead."""
+    # Compose lets the process environment win over the stack's env file, and make exports
+    # SECRETS_DIR, CERTS_DIR and BACKUP_DIR (from .env): the stack's settings are its own.
+    with pytest.MonkeyPatch.context() as environment:
+        for name in stack.env:
+            environment.delenv(name, raising=False)
+        problem = compose_tier_problem(stack)
+        if problem:
+            request.config.stash.setdefault(DOCKER_TIER_PROBLEMS, {})[tier] = problem
+            if os.environ.get("REQUIRE_COMPOSE_TIER") == "1":
+                pytest.fail(f"{tier} tier required (REQUIRE_COMPOSE_TIER=1): {problem}", False)
+            pytest.skip(f"{tier} tier skipped: {problem}")
+        try:
+            stack.up()
+            print(f"\n{tier} stack healthy after {stack.up_seconds:.0f} s")
+            yield stack
+        finally:
+            stack.down()
+
+
 @pytest.fixture(scope="session")
 def compose_stack(request, certs_dir, secrets_dir, tmp_path_factory):
-    """dev+prod compose stack on 127.0.0.1, brought up once and removed with its volumes.
-
-    Where no Docker engine answers or a base image is neither here nor pullable, every compose
-    test skips with that one reason, and the summary repeats it; with REQUIRE_COMPOSE_TIER=1
-    (CI, whose machine can run the tier) they fail instead."""
+    """dev+prod compose stack on 127.0.0.1, brought up once and removed with its volumes."""
     stack = ComposeStack(
         project=f"hstest{os.getpid()}",
         http_port=free_port(),
@@ -111,36 +133,35 @@ def compose_stack(request, certs_dir, secrets_dir, tmp_path_factory):
         acme_dir=tmp_path_factory.mktemp("acme"),
         run_dir=tmp_path_factory.mktemp("compose"),
     )
-    # Compose lets the process environment win over the stack's env file, and make exports
-    # SECRETS_DIR, CERTS_DIR and BACKUP_DIR (from .env): the stack's settings are its own.
-    with pytest.MonkeyPatch.context() as environment:
-        for name in stack.env:
-            environment.delenv(name, raising=False)
-        problem = compose_tier_problem(stack)
-        if problem:
-            request.config.stash[COMPOSE_TIER_PROBLEM] = problem
-            if os.environ.get("REQUIRE_COMPOSE_TIER") == "1":
-                pytest.fail(
-                    f"compose tier required (REQUIRE_COMPOSE_TIER=1): {problem}", pytrace=False
-                )
-            pytest.skip(f"compose tier skipped: {problem}")
-        try:
-            stack.up()
-            print(f"\ncompose stack healthy after `up --wait`: {stack.up_seconds:.0f} s")
-            yield stack
-        finally:
-            stack.down()
+    yield from _docker_stack(request, stack, "compose")
+
+
+@pytest.fixture(scope="session")
+def swarm_stack(request, tmp_path_factory):
+    """The production stack on a single-node swarm (made by the test unless this engine is in
+    one already), deployed as `make swarm-deploy` does, and removed with its volume and secrets.
+    Its own certificates and secrets: the Swarm keeps copies, which the compose and native tiers'
+    rotation and renewal tests would leave behind their files."""
+    stack = SwarmStack(
+        f"hs{os.getpid()}",
+        http_port=free_port(),
+        https_port=free_port(),
+        certs_dir=_generate("make-certs.sh", "CERTS_DIR", tmp_path_factory.mktemp("swarm-certs")),
+        secrets_dir=_generate(
+            "make-secrets.sh", "SECRETS_DIR", tmp_path_factory.mktemp("swarm-secrets")
+        ),
+        run_dir=tmp_path_factory.mktemp("swarm"),
+    )
+    yield from _docker_stack(request, stack, "swarm")
 
 
 # Outermost (wrapper, tryfirst): the line comes after pytest's short summary, right above the
 # final counts, where a skipped tier cannot be missed.
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter, config):
-    """Repeat at the end why the compose tier did not run."""
+    """Repeat at the end why a Docker tier did not run."""
     yield
-    problem = config.stash.get(COMPOSE_TIER_PROBLEM, None)
-    if problem is None:
-        return
     required = os.environ.get("REQUIRE_COMPOSE_TIER") == "1"
     verdict = "failed (REQUIRE_COMPOSE_TIER=1)" if required else "skipped"
-    terminalreporter.write_line(f"compose tier {verdict}: {problem}", red=required, yellow=True)
+    for tier, problem in config.stash.get(DOCKER_TIER_PROBLEMS, {}).items():
+        terminalreporter.write_line(f"{tier} tier {verdict}: {problem}", red=required, yellow=True)

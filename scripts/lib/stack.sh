@@ -6,6 +6,8 @@
 #   STACK_RUNTIME=native: the processes `make native-up` started, described by the file it writes
 #     (NATIVE_STACK_ENV, default .run/native/stack.env): DB_HOST, DB_PORT, DB_SOCKET,
 #     BACKEND_PID_FILE, PROXY_PID_FILE.
+#   STACK_RUNTIME=swarm: the stack `make swarm-deploy` deployed (SWARM_STACK), through its
+#     containers on this node: run these on the node labelled db=true (docs/operations.md).
 # Either way the secrets are the files in SECRETS_DIR (default ./secrets), read on this host.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,17 +32,38 @@ case $runtime in
     # shellcheck source=/dev/null
     source "$native_env"
     ;;
-  *) die "STACK_RUNTIME=$runtime: must be compose or native" ;;
+  swarm) swarm_stack=${SWARM_STACK:-hardened-stack-swarm} ;;
+  *) die "STACK_RUNTIME=$runtime: must be compose, native or swarm" ;;
 esac
 secrets_dir=${SECRETS_DIR:-$repo/secrets}
+
+# swarm_container SERVICE: a running container of the Swarm service SERVICE on this node.
+swarm_container() {
+  local id
+  id=$(docker ps --quiet --filter "label=com.docker.swarm.service.name=${swarm_stack}_$1" | head -n 1)
+  [[ -n $id ]] ||
+    die "no container of ${swarm_stack}_$1 runs on this node: run this where it runs (docker service ps ${swarm_stack}_$1)"
+  echo "$id"
+}
+
+# service_exec SERVICE COMMAND...: run COMMAND in SERVICE's container, with stdin passed through.
+service_exec() {
+  local service=$1
+  shift
+  if [[ $runtime == swarm ]]; then
+    docker exec -i "$(swarm_container "$service")" "$@"
+  else
+    "${compose[@]}" exec -T "$service" "$@"
+  fi
+}
 
 # db_exec COMMAND...: run COMMAND where the database runs (inside the db container, or here),
 # with stdin passed through.
 db_exec() {
-  if [[ $runtime == compose ]]; then
-    "${compose[@]}" exec -T db "$@"
-  else
+  if [[ $runtime == native ]]; then
     "$@"
+  else
+    service_exec db "$@"
   fi
 }
 
@@ -129,9 +152,10 @@ restart_backup_service() {
 
 # reload_proxy: nginx re-reads its configuration and certificate (graceful: old workers finish
 # their requests).
+# (Swarm: the proxy on this node; each node labelled proxy=true runs one.)
 reload_proxy() {
-  if [[ $runtime == compose ]]; then
-    "${compose[@]}" exec -T proxy nginx -s reload
+  if [[ $runtime != native ]]; then
+    service_exec proxy nginx -s reload
   else
     [[ -r $PROXY_PID_FILE ]] || die "nginx is not running ($PROXY_PID_FILE is missing)"
     kill -HUP "$(<"$PROXY_PID_FILE")"

@@ -16,7 +16,7 @@ die() {
 
 say() { echo "$script: $*"; }
 
-stack=${SWARM_STACK:-hardened-stack}
+stack=${SWARM_STACK:-hardened-stack-swarm}
 tag=${IMAGE_TAG:-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo latest)}
 registry=${REGISTRY:+${REGISTRY%/}/}
 export BACKEND_IMAGE=${BACKEND_IMAGE:-${registry}hardened-stack-backend:$tag}

@@ -2,7 +2,8 @@
 
 Every e2e test takes `stack` (tests.stack.Stack) and talks to nginx only, trusting the dev CA.
 "native": processes on 127.0.0.1 (tests/stack/native.py); "compose": the containers
-(tests/stack/compose.py), marked `compose` and skipped where Docker is unavailable.
+(tests/stack/compose.py), marked `compose`; "swarm": the Swarm stack (tests/stack/swarm.py), marked
+`swarm`. Both Docker runtimes skip where Docker is unavailable.
 """
 
 import signal
@@ -36,12 +37,17 @@ def teardown_on_sigterm():
 
 @pytest.fixture(
     scope="session",
-    params=["native", pytest.param("compose", marks=pytest.mark.compose)],
+    params=[
+        "native",
+        pytest.param("compose", marks=pytest.mark.compose),
+        pytest.param("swarm", marks=pytest.mark.swarm),
+    ],
 )
 def stack(request, tmp_path_factory) -> Stack:
-    if request.param == "compose":
-        # The root conftest's compose_stack skips with the reason when there is no Docker engine.
-        running = request.getfixturevalue("compose_stack")
+    if request.param != "native":
+        # The root conftest's compose_stack and swarm_stack skip with the reason when there is
+        # no Docker engine.
+        running = request.getfixturevalue(f"{request.param}_stack")
     else:
         # Certificates and secrets made by scripts/make-certs.sh and make-secrets.sh for this
         # session (fixtures of tests/conftest.py), never the developer's own.

@@ -106,6 +106,7 @@ class Stack(Protocol):
     http_url: str  # http://<host>:<port> of nginx (the redirect server)
     ca_bundle: str  # path of the dev CA (dev-ca.crt) that signed the server certificate
     write_token: str  # a bearer token the backend accepts for writes (secrets/api_tokens)
+    secrets_dir: Path  # the secret files this stack was made with (scripts/make-secrets.sh)
     # "development" (compose.yaml's and proxy/proxy.env's values: the native runner) or
     # "production" (compose.yaml + compose.prod.yaml: the compose tier).
     configuration: str
@@ -114,6 +115,9 @@ class Stack(Protocol):
     client_address: str
     # gunicorn masters behind nginx: natively one, under compose deploy.replicas of the backend.
     backend_replicas: int
+    # The secrets and the certificate are files on this host that rotate-secret.sh and
+    # reload-proxy.sh act on: natively and under compose. Swarm keeps immutable copies of its own.
+    secret_files: bool
 
     def stop_db(self) -> None:
         """Stop the database (cleanly); returns when it is down."""

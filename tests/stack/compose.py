@@ -111,6 +111,7 @@ class ComposeStack(ScriptOperations):
     configuration = "production"
     # Requests from the host reach nginx from the bridge gateway, whatever the source address.
     client_address = "127.0.0.1"
+    secret_files = True
 
     def __init__(self, project, http_port, https_port, certs_dir, secrets_dir, acme_dir, run_dir):
         self.project = project

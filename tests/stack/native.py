@@ -152,6 +152,7 @@ class NativeStack(ScriptOperations):
     client_address = CLIENT_ADDRESS
     configuration = "development"
     backend_replicas = 1
+    secret_files = True
 
     def __init__(
         self,
