@@ -113,7 +113,7 @@ swarm-migrate: docker-check ## Run the database migrations on Swarm now, with BA
 	@scripts/swarm-migrate.sh
 
 swarm-rm: docker-check ## Remove the Swarm stack (its database volume, secrets and the swarm stay)
-	docker stack rm --detach=false $${SWARM_STACK:-hardened-stack-swarm}
+	@scripts/swarm-rm.sh
 
 native-up: deps venv certs secrets ## Run the whole stack as local processes on 127.0.0.1 (no Docker)
 	$(PYTHON) -m tests.stack.native up

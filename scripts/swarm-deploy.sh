@@ -12,22 +12,18 @@ source "$here/lib/swarm.sh"
 
 swarm_manager
 since=$(date +%s)
-deployed=false
-if docker service inspect "${stack}_migrate" >/dev/null 2>&1; then
-  deployed=true
+migrate=${swarm_stack}_migrate
+if docker service inspect "$migrate" >/dev/null 2>&1; then
   # The schema first, so the first new replica finds it (the old replicas must keep working on
   # it: a migration adds, and a later release removes what the old code needed).
   "$here/swarm-migrate.sh"
 fi
 
-options=(--detach --resolve-image "$resolve_image")
-# Nodes pulling from a registry that needs a login get this client's credentials.
-[[ -z $registry ]] || options+=(--with-registry-auth)
-"$here/swarm-render.sh" | docker stack deploy "${options[@]}" --compose-file - "$stack"
-if ! $deployed; then
-  # A first deployment: the job starts with the stack, and retries until the database is up.
-  wait_job "${stack}_migrate" ""
-  say "the database is migrated ($BACKEND_IMAGE)"
-fi
+# The deploy runs the job again (on a first deploy: for the first time, retrying until the
+# database is up): watched as well, a failure is never silent.
+known=$(job_tasks "$migrate")
+"$here/swarm-render.sh" |
+  docker stack deploy --detach "${deploy_options[@]}" --compose-file - "$swarm_stack"
+wait_job "$migrate" "$known"
 wait_converged "$since"
-say "$stack runs $BACKEND_IMAGE and $PROXY_IMAGE, every replica healthy"
+say "$swarm_stack runs $BACKEND_IMAGE and $PROXY_IMAGE, every replica healthy"

@@ -9,7 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm.sh"
 
 # Compose builds them, exactly as `make prod-up` does (same files, targets and base images), under
 # a project of its own so that a production stack on this host keeps its images.
-build_project=${stack}-images
+build_project=${swarm_stack}-images
+# compose.prod.yaml requires SERVER_NAME even to build; no image contains it.
 SERVER_NAME=${SERVER_NAME:-localhost} "${compose[@]}" -p "$build_project" \
   -f "$repo/compose.yaml" -f "$repo/compose.prod.yaml" build backend proxy >&2
 docker tag "$build_project-backend" "$BACKEND_IMAGE"

@@ -7,13 +7,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm.sh"
 
 swarm_manager
-service=${stack}_migrate
+service=${swarm_stack}_migrate
 docker service inspect "$service" >/dev/null 2>&1 ||
   die "no service $service: deploy the stack first (make swarm-deploy)"
-known=$(docker service ps --quiet "$service")
-# --force: a job runs again only when its spec changes, and the image may be the same.
-options=(--detach --force --image "$BACKEND_IMAGE")
-if [[ -n $registry ]]; then options+=(--with-registry-auth); else options+=(--no-resolve-image); fi
-docker service update "${options[@]}" "$service" >/dev/null
+known=$(job_tasks "$service")
+# Every update of a job runs it again; --force makes one even when the image is the same.
+docker service update --detach --force "${update_options[@]}" --image "$BACKEND_IMAGE" \
+  "$service" >/dev/null
 wait_job "$service" "$known"
 say "the database is migrated ($BACKEND_IMAGE)"

@@ -7,10 +7,13 @@ set -euo pipefail
 # shellcheck source=scripts/lib/swarm.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm.sh"
 
-# The files that become Swarm configs (compose.swarm.yaml): a change gives them new names.
-CONFIG_DIGEST=$(cd "$repo" && cat db/conf.d/server.cnf db/initdb.d/*.sh scripts/backup-service.sh \
-  scripts/backup.sh scripts/lib/dump-facts.awk | sha256sum | cut -c 1-12)
-export CONFIG_DIGEST SWARM_STACK=$stack
+# The files that become Swarm configs (compose.swarm.yaml), by consumer: an edited file gives
+# its group new config names, and only that group's service is replaced.
+digest() { (cd "$repo" && cat "$@" | sha256sum | cut -c 1-12); }
+CONFIG_DIGEST_DB=$(digest db/conf.d/server.cnf db/initdb.d/*.sh)
+CONFIG_DIGEST_BACKUP=$(digest scripts/backup-service.sh scripts/backup.sh scripts/lib/dump-facts.awk)
+# No profile: the monitoring and certbot ones do not deploy on Swarm.
+export CONFIG_DIGEST_DB CONFIG_DIGEST_BACKUP SWARM_STACK=$swarm_stack COMPOSE_PROFILES=
 
 # What `docker stack deploy` reads differently from compose's output.
 stack_file_fixes='

@@ -8,7 +8,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib/swarm.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm.sh"
 
-secrets_dir=${SECRETS_DIR:-$repo/secrets}
 certs_dir=${CERTS_DIR:-$repo/certs}
 swarm_manager
 
@@ -23,7 +22,7 @@ for name in db_root_password db_migrator_password db_app_password db_backup_pass
 done
 
 for source in "${sources[@]}"; do
-  name=${stack}_${source%%=*} file=${source#*=}
+  name=${swarm_stack}_${source%%=*} file=${source#*=}
   if docker secret inspect "$name" >/dev/null 2>&1; then
     say "kept     $name"
     continue

@@ -32,7 +32,7 @@ def certs_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def secrets_dir(tmp_path_factory):
     """The secrets made by scripts/make-secrets.sh for this run (database passwords, API tokens):
-    the one set of every tier, never the developer's own."""
+    the one set of every tier but the swarm one (swarm_stack), never the developer's own."""
     return _generate("make-secrets.sh", "SECRETS_DIR", tmp_path_factory.mktemp("secrets"))
 
 
@@ -103,7 +103,8 @@ def _docker_stack(request, stack, tier):
     the TIER skips with that one reason, and the summary repeats it; with REQUIRE_COMPOSE_TIER=1
     (CI, whose machine can run the Docker tiers) they fail instead."""
     # Compose lets the process environment win over the stack's env file, and make exports
-    # SECRETS_DIR, CERTS_DIR and BACKUP_DIR (from .env): the stack's settings are its own.
+    # SECRETS_DIR, CERTS_DIR, BACKUP_DIR (and REGISTRY, IMAGE_TAG...) from .env: the stack's
+    # settings are its own.
     with pytest.MonkeyPatch.context() as environment:
         for name in stack.env:
             environment.delenv(name, raising=False)

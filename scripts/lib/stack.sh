@@ -8,22 +8,14 @@
 #     BACKEND_PID_FILE, PROXY_PID_FILE.
 #   STACK_RUNTIME=swarm: the stack `make swarm-deploy` deployed (SWARM_STACK), through its
 #     containers on this node: run these on the node labelled db=true (docs/operations.md).
-# Either way the secrets are the files in SECRETS_DIR (default ./secrets), read on this host.
+# Whichever runtime, the secrets are the files in SECRETS_DIR (default ./secrets), read on this host.
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-script=$(basename "$0" .sh)
-
-die() {
-  echo "$script: $*" >&2
-  exit 1
-}
-
-say() { echo "$script: $*"; }
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 runtime=${STACK_RUNTIME:-compose}
 case $runtime in
   compose)
-    read -ra compose <<<"${COMPOSE_COMMAND:-docker compose}"
     compose+=(-f "$repo/compose.yaml" -f "$repo/compose.prod.yaml")
     ;;
   native)
@@ -32,10 +24,9 @@ case $runtime in
     # shellcheck source=/dev/null
     source "$native_env"
     ;;
-  swarm) swarm_stack=${SWARM_STACK:-hardened-stack-swarm} ;;
+  swarm) ;;
   *) die "STACK_RUNTIME=$runtime: must be compose, native or swarm" ;;
 esac
-secrets_dir=${SECRETS_DIR:-$repo/secrets}
 
 # swarm_container SERVICE: a running container of the Swarm service SERVICE on this node.
 swarm_container() {
@@ -152,9 +143,10 @@ restart_backup_service() {
 
 # reload_proxy: nginx re-reads its configuration and certificate (graceful: old workers finish
 # their requests).
-# (Swarm: the proxy on this node; each node labelled proxy=true runs one.)
 reload_proxy() {
-  if [[ $runtime != native ]]; then
+  [[ $runtime != swarm ]] ||
+    die "on Swarm the proxy's configuration and certificate change by deploy: docs/operations.md (Docker Swarm)"
+  if [[ $runtime == compose ]]; then
     service_exec proxy nginx -s reload
   else
     [[ -r $PROXY_PID_FILE ]] || die "nginx is not running ($PROXY_PID_FILE is missing)"

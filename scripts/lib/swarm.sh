@@ -1,48 +1,52 @@
-# shellcheck shell=bash disable=SC2034 # compose and resolve_image: read by the sourcing scripts
-# Sourced by the swarm-*.sh scripts: the stack's name, its images, and the waits on Swarm.
-# Never run on its own.
-#   SWARM_STACK   the stack's name (default hardened-stack); its secrets and configs carry it.
+# shellcheck shell=bash disable=SC2034 # the variables are read by the sourcing scripts
+# Sourced by the swarm-*.sh scripts: the stack's images, how they reach the nodes, and the waits
+# on Swarm. Never run on its own.
+#   SWARM_STACK   the stack's name (default hardened-stack-swarm); its secrets and configs carry it.
 #   REGISTRY      where nodes pull the images from (host[:port][/path]); unset: this node's images.
 #   IMAGE_TAG     the images' tag (default: the commit checked out here).
 #   BACKEND_IMAGE, PROXY_IMAGE   the full names, when they come from elsewhere.
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-script=$(basename "$0" .sh)
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-die() {
-  echo "$script: $*" >&2
-  exit 1
-}
-
-say() { echo "$script: $*"; }
-
-stack=${SWARM_STACK:-hardened-stack-swarm}
 tag=${IMAGE_TAG:-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo latest)}
 registry=${REGISTRY:+${REGISTRY%/}/}
 export BACKEND_IMAGE=${BACKEND_IMAGE:-${registry}hardened-stack-backend:$tag}
 export PROXY_IMAGE=${PROXY_IMAGE:-${registry}hardened-stack-proxy:$tag}
-read -ra compose <<<"${COMPOSE_COMMAND:-docker compose}"
-# Local images (no REGISTRY) have no registry digest to pin.
-resolve_image=never
-[[ -z $registry ]] || resolve_image=always
+# From a registry: pinned to its digest, pulled with this client's login. Local images (one
+# node) have neither a digest nor a login.
+if [[ -n $registry ]]; then
+  deploy_options=(--resolve-image always --with-registry-auth)
+  update_options=(--with-registry-auth)
+else
+  deploy_options=(--resolve-image never)
+  update_options=(--no-resolve-image)
+fi
 
 swarm_manager() {
   [[ $(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null) == true ]] ||
     die "this Docker engine is not a swarm manager (make swarm-init makes a single-node swarm)"
 }
 
+# job_tasks SERVICE: the ids of the replicated job SERVICE's tasks so far (none: no such service).
+job_tasks() {
+  docker service ps --quiet "$1" 2>/dev/null || true
+}
+
 # wait_job SERVICE KNOWN_TASKS: the replicated job SERVICE runs again (tasks other than the
 # KNOWN_TASKS ids); returns once one of them completes, fails once its attempts are used up.
 wait_job() {
   local service=$1 known=$2 timeout=${SWARM_JOB_TIMEOUT:-300} attempts new states
+  local deadline=$((SECONDS + timeout))
+  # 0: no limit but the timeout.
   attempts=$(docker service inspect --format '{{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}' "$service")
-  for ((waited = 0; waited < timeout; waited++)); do
-    new=$(comm -13 <(sort <<<"$known") <(docker service ps --quiet "$service" | sort))
+  while ((SECONDS < deadline)); do
+    new=$(comm -13 <(sort <<<"$known") <(job_tasks "$service" | sort))
     if [[ -n $new ]]; then
       # shellcheck disable=SC2086 # one id per word
       states=$(docker inspect --format '{{.Status.State}}' $new)
       grep -qx complete <<<"$states" && return 0
-      if (($(grep -cxE 'failed|rejected' <<<"$states") > attempts)); then
+      if ((attempts > 0 && $(grep -cxE 'failed|rejected' <<<"$states") > attempts)); then
         docker service logs --raw --tail 20 "$service" >&2 || true
         die "$service failed $((attempts + 1)) times (its last output is above)"
       fi
@@ -52,16 +56,19 @@ wait_job() {
   die "$service did not complete within $timeout s (SWARM_JOB_TIMEOUT)"
 }
 
-# wait_converged SINCE: every service of the stack runs all its replicas, and none updated since
-# SINCE (epoch seconds) was rolled back or paused. Swarm counts a replica once it is healthy.
+# wait_converged SINCE: every service of the stack runs all its replicas on the image of its spec,
+# and none updated since SINCE (epoch seconds) was rolled back or paused. Swarm counts a replica
+# once it is healthy.
 wait_converged() {
-  local since=$1 timeout=${SWARM_DEPLOY_TIMEOUT:-600} name mode replicas state started message pending
-  for ((waited = 0; waited < timeout; waited += 2)); do
+  local since=$1 timeout=${SWARM_DEPLOY_TIMEOUT:-600} name mode replicas state started message
+  local pending image deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
     pending=""
     while IFS='|' read -r name mode replicas; do
       [[ $mode == *job ]] && continue
-      IFS='|' read -r state started message < <(docker service inspect --format \
-        '{{with .UpdateStatus}}{{.State}}|{{.StartedAt.Unix}}|{{.Message}}{{end}}' "$name")
+      IFS='|' read -r image state started message < <(docker service inspect --format \
+        '{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{with .UpdateStatus}}{{.State}}|{{.StartedAt.Unix}}|{{.Message}}{{end}}' \
+        "$name")
       if [[ -n $state ]] && ((started >= since)); then
         case $state in
           rollback_completed)
@@ -71,11 +78,17 @@ wait_converged() {
           updating | rollback_started) pending+=" $name($state)" && continue ;;
         esac
       fi
-      [[ ${replicas%% *} =~ ^([0-9]+)/([0-9]+)$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]] ||
+      # Right after the deploy, a service may not have begun its update: its old replicas
+      # still count as running.
+      if docker service ps --no-trunc --filter desired-state=running --format '{{.Image}}' "$name" |
+        grep -qvxF "$image"; then
+        pending+=" $name(replacing)"
+      elif ! [[ ${replicas%% *} =~ ^([0-9]+)/([0-9]+)$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]; then
         pending+=" $name($replicas)"
-    done < <(docker stack services --format '{{.Name}}|{{.Mode}}|{{.Replicas}}' "$stack")
+      fi
+    done < <(docker stack services --format '{{.Name}}|{{.Mode}}|{{.Replicas}}' "$swarm_stack")
     [[ -z $pending ]] && return 0
     sleep 2
   done
-  die "not converged within $timeout s (SWARM_DEPLOY_TIMEOUT):$pending; see docker stack ps $stack"
+  die "not converged within $timeout s (SWARM_DEPLOY_TIMEOUT):$pending; see docker stack ps $swarm_stack"
 }

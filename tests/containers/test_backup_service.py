@@ -125,4 +125,5 @@ def test_backup_service_turns_unhealthy_when_its_schedule_stops_and_healthy_when
             os.kill(loop, signal.SIGCONT)
         wait_for_health(name, "healthy")
     finally:
-        docker("rm", "--force", name, check=False)
+        # --volumes: the anonymous one the image's VOLUME (/var/lib/mysql) gave it.
+        docker("rm", "--force", "--volumes", name, check=False)

@@ -25,11 +25,12 @@ def swarm_state():
 
 
 class SwarmStack(ComposeStack):
-    """The production stack as a Swarm stack on this engine, published on 127.0.0.1.
+    """The production stack as a Swarm stack on this engine, published on every address of the
+    host (Swarm's host-mode ports have no bind address), reached on 127.0.0.1.
 
-    `up()` makes a single-node swarm unless the engine is in one, then runs swarm-init,
-    swarm-secrets, swarm-images and swarm-deploy; `down()` removes the stack, its secrets,
-    configs, volume and images, and leaves the swarm if it made it.
+    `up()` runs swarm-init (a single-node swarm unless the engine is in one), swarm-secrets,
+    swarm-images and swarm-deploy; `down()` runs swarm-rm, then removes the stack's secrets,
+    volume and images, and leaves the swarm if it made it and no other stack runs there.
     """
 
     # Made once from the files by swarm-secrets.sh: rotation and renewal are docs/operations.md's
@@ -43,8 +44,11 @@ class SwarmStack(ComposeStack):
         self.stack = stack
         self.env.update(
             SWARM_STACK=stack,
-            # This session's own tag: a rolling update test deploys other tags of its own.
+            # This session's own tag, on this engine only (whatever .env says): never pushed.
             IMAGE_TAG=stack,
+            REGISTRY="",
+            BACKEND_IMAGE="",
+            PROXY_IMAGE="",
             COMPOSE_COMMAND=" ".join(compose_command()),
         )
         self.made_swarm = False
@@ -83,37 +87,54 @@ class SwarmStack(ComposeStack):
         return self.run_script("swarm-deploy.sh", timeout=900, env_override=images)
 
     def down(self):
-        docker("stack", "rm", "--detach=false", self.stack, check=False, timeout=300)
-        # Swarm removes the containers of services, not those of a finished job's tasks; the
-        # volume and the networks go once every container has.
-        wait_until(lambda: not self.containers(), 120, f"the tasks of stack {self.stack} to end")
-        leftovers = self.containers(all_states=True)
-        if leftovers:
-            docker("rm", "--force", *leftovers, check=False)
-        wait_until(lambda: not self.networks(), 120, f"the networks of stack {self.stack} to go")
-        for kind in ("secret", "config"):
-            names = docker(kind, "ls", "--quiet", "--filter", f"name={self.stack}_").stdout.split()
-            if names:
-                docker(kind, "rm", *names, check=False)
-        docker("volume", "rm", f"{self.stack}_dbdata", check=False)
-        images = docker("images", "--quiet", "--filter", f"reference=*:{self.stack}*").stdout
-        if images.split():
-            docker("image", "rm", "--force", *set(images.split()), check=False)
+        # Each step whatever the others did: a failed one must not leave the engine a swarm.
+        steps = [
+            lambda: self.script("swarm-rm.sh"),
+            lambda: wait_until(
+                lambda: not self.networks(), 120, f"the networks of stack {self.stack} to go"
+            ),
+            self.remove_secrets_volume_and_images,
+        ]
         if self.made_swarm:
+            steps.append(self.leave_swarm_if_unused)
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except (RuntimeError, TimeoutError) as error:
+                errors.append(str(error))
+        if errors:
+            raise RuntimeError("\n".join(errors))
+
+    def remove_secrets_volume_and_images(self):
+        secrets = docker("secret", "ls", "--quiet", "--filter", f"name={self.stack}_").stdout
+        if secrets.split():
+            docker("secret", "rm", *secrets.split(), check=False)
+        docker("volume", "rm", f"{self.stack}_dbdata", check=False)
+        # This session's tags: IMAGE_TAG, and the variants the swarm tier builds from it. By
+        # name, not id: an image with a variant built on it cannot be removed by its id.
+        for reference in (f"*:{self.stack}", f"*:{self.stack}-*"):
+            listing = docker(
+                "images", "--filter", f"reference={reference}",
+                "--format", "{{.Repository}}:{{.Tag}}",
+            ).stdout  # fmt: skip
+            if listing.split():
+                docker("image", "rm", *listing.split(), check=False)
+
+    def leave_swarm_if_unused(self):
+        # Another session's stack may have come to the swarm this one made.
+        if not docker("stack", "ls", "--format", "{{.Name}}").stdout.split():
             docker("swarm", "leave", "--force", check=False)
 
     # --- what the compose runner reaches through compose ----------------------------------
     def service(self, name):
         return f"{self.stack}_{name}"
 
-    def containers(self, service=None, all_states=False):
-        """Ids of this stack's containers (of SERVICE), running ones unless ALL_STATES, in
-        the order of their task slots (a replica's newest container first)."""
-        label = f"com.docker.stack.namespace={self.stack}"
-        if service:
-            label = f"com.docker.swarm.service.name={self.service(service)}"
+    def container_ids(self, service):
+        """Ids of the running containers of SERVICE, in the order of their task slots."""
+        label = f"com.docker.swarm.service.name={self.service(service)}"
         listing = docker(
-            "ps", *(["--all"] if all_states else []), "--filter", f"label={label}",
+            "ps", "--filter", f"label={label}",
             "--format", '{{.ID}} {{.Label "com.docker.swarm.task.name"}}',
         ).stdout  # fmt: skip
         rows = [line.split() for line in listing.splitlines()]
@@ -123,22 +144,17 @@ class SwarmStack(ComposeStack):
         label = f"label=com.docker.stack.namespace={self.stack}"
         return docker("network", "ls", "--quiet", "--filter", label).stdout.split()
 
-    def container_ids(self, service):
-        return self.containers(service)
-
-    def health(self, container):
-        return docker("inspect", "--format", "{{.State.Health.Status}}", container).stdout.strip()
-
     def exec(self, service, *command, index=1, check=False, input=None, timeout=600):
         container = self.container_ids(service)[index - 1]
         return docker("exec", "-i", container, *command, check=check, input=input, timeout=timeout)
 
     def logs(self, service):
         # Every container the service has had, oldest first: a replaced task's lines stay.
-        containers = self.containers(service, all_states=True)
-        created = {c: docker("inspect", "--format", "{{.Created}}", c).stdout for c in containers}
+        label = f"label=com.docker.swarm.service.name={self.service(service)}"
+        listing = docker("ps", "--all", "--filter", label, "--format", "{{.CreatedAt}}|{{.ID}}")
+        containers = [line.split("|")[1] for line in sorted(listing.stdout.splitlines())]
         output = []
-        for container in sorted(containers, key=created.get):
+        for container in containers:
             result = docker("logs", container, check=False)
             output.append(result.stdout + result.stderr)
         return "".join(output)

@@ -61,7 +61,10 @@ def build_backend_variant(stack, name, instruction):
     base = stack.image_names["BACKEND_IMAGE"]
     tag = f"{base.rsplit(':', 1)[0]}:{stack.stack}-{name}"
     dockerfile = f"FROM {base}\n{instruction}\n".encode()
-    for line in stack.engine.build(fileobj=io.BytesIO(dockerfile), tag=tag, decode=True):
+    built = stack.engine.build(
+        fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, forcerm=True, decode=True
+    )
+    for line in built:
         assert "error" not in line, line
     return tag
 
@@ -90,7 +93,7 @@ def test_no_secret_in_any_task_environment(stack, secrets):
             config = json.loads(docker("inspect", container).stdout)[0]["Config"]
             env = "\n".join(config["Env"])
             # PID 1's environment as the kernel holds it, not only as Docker recorded it.
-            proc = stack.exec(service, "cat", "/proc/1/environ", check=True).stdout
+            proc = docker("exec", container, "cat", "/proc/1/environ").stdout
             assert env and proc, service
             assert leaked(env, secrets) == [] and leaked(proc, secrets) == [], service
 
@@ -131,6 +134,7 @@ def test_proxy_can_neither_resolve_nor_reach_the_database(stack):
     # The same tool that gets the backend's answer gets nothing from the database's address.
     http = "printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' | nc -w 3 backend 8000"
     assert "200" in stack.exec("proxy", "sh", "-c", http).stdout
+    assert stack.exec("proxy", "getent", "hosts", "backend").returncode == 0
     assert stack.exec("proxy", "getent", "hosts", "db").returncode != 0
     probe = stack.exec("proxy", "sh", "-c", f"nc -w 3 {db_ip} 3306 </dev/null")
     assert "MariaDB" not in probe.stdout
