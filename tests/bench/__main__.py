@@ -9,14 +9,13 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from tests.stack import free_port
+from tests.stack import Background, free_port
 from tests.stack.native import REPO, NativeStack, children, http_status, tail
 
 OUT = REPO / ".run" / "bench"
@@ -92,16 +91,17 @@ def wrk(scenario: Scenario, seconds: int) -> Result:
     )
 
 
-class MemoryPeaks:
+class MemoryPeaks(Background):
     """Peak resident memory of each service (all its processes together), sampled 4 times a
     second while the `with` block runs. RSS counts pages the gunicorn workers share with their
     master once per process: an upper bound."""
 
+    join = 5
+
     def __init__(self, pids: dict[str, int]):
         self.pids = pids
         self.peak_kib = dict.fromkeys(pids, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        super().__init__()
 
     @staticmethod
     def rss_kib(pid: int) -> int:
@@ -113,19 +113,11 @@ class MemoryPeaks:
             pass
         return 0
 
-    def _sample(self):
-        while not self._stop.wait(0.25):
+    def loop(self):
+        while not self.stopped.wait(0.25):
             for name, pid in self.pids.items():
                 total = sum(self.rss_kib(p) for p in (pid, *children(pid)))
                 self.peak_kib[name] = max(self.peak_kib[name], total)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(5)
 
 
 def seed(stack: BenchStack) -> None:

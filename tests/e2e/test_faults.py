@@ -15,7 +15,7 @@ import requests
 from tests.e2e.conftest import make_client
 from tests.e2e.helpers import PROXY_ENV, wait_for_status
 from tests.e2e.load import SteadyReads
-from tests.stack import wait_until
+from tests.stack import Background, wait_until
 from tests.stack.nginx import load_env_file
 
 # The issue's bound: /readyz answers 200 within 5 s of the database accepting connections again.
@@ -38,21 +38,20 @@ class Write:
     payload: dict | None
 
 
-class SteadyWrites:
+class SteadyWrites(Background):
     """POST a new post every WRITE_PACE s (with the write token) while the `with` block runs."""
 
     def __init__(self, stack):
         self.stack = stack
         self.run = uuid.uuid4().hex[:8]
         self.writes: list[Write] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        super().__init__()
 
-    def _loop(self):
+    def loop(self):
         with make_client(self.stack) as session:
             session.headers["Authorization"] = f"Bearer {self.stack.write_token}"
             for number in range(MAX_WRITES):
-                if self._stop.is_set():
+                if self.stopped.is_set():
                     return
                 title = f"crash test {self.run} #{number}"
                 body = f"write #{number} of {self.run}: acknowledged means durable ✓"
@@ -65,18 +64,10 @@ class SteadyWrites:
                 except (requests.RequestException, ValueError) as error:
                     outcome, payload = f"{type(error).__name__}: {error}", None
                 self.writes.append(Write(sent, time.monotonic(), title, body, outcome, payload))
-                self._stop.wait(max(0.0, sent + WRITE_PACE - time.monotonic()))
+                self.stopped.wait(max(0.0, sent + WRITE_PACE - time.monotonic()))
 
     def acknowledged(self, since=0.0):
         return [w for w in self.writes if w.outcome == 201 and w.sent >= since]
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(30)
 
 
 def backend_starts(stack):

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -70,6 +71,28 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, deta
             more = f"\n{detail()}" if detail else ""
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{more}")
         time.sleep(interval)
+
+
+class Background:
+    """Runs self.loop() on a daemon thread while a `with` block runs. The loop ends once
+    self.stopped is set (it checks or waits on it); the block's end waits up to JOIN s for it."""
+
+    join = 30
+
+    def __init__(self):
+        self.stopped = threading.Event()
+        self._thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self._thread.join(self.join)
 
 
 def db_client_env(user: str, host: str, port: int, secrets_dir) -> dict[str, str]:
