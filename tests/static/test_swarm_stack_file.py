@@ -1,6 +1,7 @@
 """Static tier: the stack file scripts/swarm-render.sh makes (`make swarm-config`) is one that
 `docker stack deploy` reads, and keeps on Swarm what Swarm would otherwise drop without a word."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.stack.compose import ROOT, compose_command
+from tests.stack.compose import PROD_FILES, ROOT, compose, compose_command
 
 HARDENED = ("proxy", "backend", "migrate", "db", "backup")
 
@@ -27,6 +28,13 @@ def stack_file():
         env=env, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return rendered.stdout
+
+
+def render_production():
+    """compose.yaml + compose.prod.yaml's services, as compose renders them."""
+    env = {**os.environ, "SERVER_NAME": "stack.example.com"}
+    rendered = compose(*PROD_FILES, "config", "--format", "json", env=env)
+    return json.loads(rendered.stdout)["services"]
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +77,24 @@ def test_nothing_swarm_ignores_silently_is_left(stack):
         assert "restart_policy" in service["deploy"], name
 
 
-def test_every_writable_path_of_compose_is_a_sized_tmpfs(stack):
-    # compose.yaml's tmpfs paths, each a tmpfs mount with a size on Swarm; and the backup
-    # service's VOLUME, which would otherwise leave an anonymous volume per task.
-    expected = {
-        "proxy": {"/var/cache/nginx", "/run", "/etc/nginx/conf.d", "/tmp"},
-        "backend": {"/tmp", "/run/backend-metrics"},
-        "migrate": {"/tmp"},
-        "db": {"/run/mysqld", "/tmp"},
-        "backup": {"/tmp", "/var/lib/mysql"},
-    }
-    for name, paths in expected.items():
+def compose_tmpfs_bytes(entry):
+    """("/run", 1048576) from compose's short syntax "/run:size=1m,uid=101,..."."""
+    path, options = entry.split(":", 1)
+    size = dict(option.split("=") for option in options.split(","))["size"]
+    return path, int(size[:-1]) * {"k": 1024, "m": 1024**2}[size[-1]]
+
+
+def test_every_tmpfs_of_production_compose_is_the_same_tmpfs_on_swarm(stack):
+    # The sizes live in compose.yaml and again in compose.swarm.yaml (Swarm ignores the short
+    # syntax): held equal here. The backup service also covers its image's VOLUME, which would
+    # otherwise leave an anonymous volume per task.
+    production = render_production()
+    extra = {"backup": {("/var/lib/mysql", 1048576)}}
+    for name in HARDENED:
+        expected = {compose_tmpfs_bytes(e) for e in production[name].get("tmpfs", [])}
         mounts = [v for v in stack["services"][name]["volumes"] if v["type"] == "tmpfs"]
-        assert {m["target"] for m in mounts} == paths, name
-        assert all(m["tmpfs"]["size"] > 0 for m in mounts), name
+        found = {(m["target"], m["tmpfs"]["size"]) for m in mounts}
+        assert expected and found == expected | extra.get(name, set()), name
 
 
 def test_internal_networks_are_encrypted_overlays_and_secrets_external(stack):
