@@ -140,7 +140,7 @@ backup: ## Take a backup now into BACKUP_DIR (of the native stack when one runs,
 	@scripts/backup-now.sh
 
 restore: ## Restore FILE=<backup>; UNTIL="YYYY-MM-DD HH:MM:SS" (UTC) or <binlog>:<pos> replays to there
-	@[[ -n "$(FILE)" ]] || { echo 'usage: make restore FILE=<backup .sql.gz> [UNTIL="YYYY-MM-DD HH:MM:SS"]' >&2; exit 2; }
+	@[[ -n "$(FILE)" ]] || { echo 'usage: make restore FILE=<backup .sql.gz> [UNTIL="YYYY-MM-DD HH:MM:SS" | UNTIL=<binlog>:<pos>]' >&2; exit 2; }
 	@scripts/restore.sh "$(FILE)" $(if $(UNTIL),--until "$(UNTIL)")
 
 rotate-secret: ## New password for NAME=db_app_password|db_migrator_password|db_backup_password|db_root_password
