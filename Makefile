@@ -86,7 +86,7 @@ logs: docker-check ## Follow the dev stack's logs
 ps: docker-check ## Show the dev stack's services and health
 	$(COMPOSE) ps
 
-prod-up: docker-check secrets backup-dir ## Start production on this host (needs SERVER_NAME and certs/server.{crt,key})
+prod-up: docker-check secrets ## Start production on this host (needs SERVER_NAME and certs/server.{crt,key})
 	$(PROD) up -d --build --wait
 
 prod-down: docker-check ## Stop production, every profile's services too (keeps the volumes)
@@ -129,7 +129,7 @@ $(VENV)/.bench-installed: tests/bench/requirements.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
 	touch $@
 
-backup-dir: ## Create BACKUP_DIR and BACKUP_COPY_DIR for the backup service (0700, its uid 999; needs root)
+backup-dir: ## Create BACKUP_DIR and BACKUP_COPY_DIR for Swarm's backup service (0700, uid 999; root; compose does it itself)
 	@for dir in "$(BACKUP_DIR)" "$(BACKUP_COPY_DIR)"; do \
 	  if [[ $$(stat -c %u:%a "$$dir" 2>/dev/null) == 999:700 ]]; then echo "kept     $$dir"; \
 	  else install -d -m 0700 -o 999 -g 999 "$$dir" && echo "created  $$dir (0700, uid 999)"; fi; done

@@ -12,7 +12,7 @@ if [[ ! -t 0 ]]; then
 elif [[ $runtime == native ]]; then
   # (--defaults-extra-file must be the first option.)
   mariadb --defaults-extra-file=<(printf '[client]\nuser=root\npassword="%s"\n' "$(<"$password_file")") \
-    --protocol=socket --socket="$DB_SOCKET" "$@"
+    --default-character-set=utf8mb4 --protocol=socket --socket="$DB_SOCKET" "$@"
 else
   # Interactive: stdin is the terminal, so the password reaches the container as a client option
   # file in its /tmp (a tmpfs only uid 999, the server's own user, can read), removed on exit.
@@ -20,7 +20,7 @@ else
   trap 'db_exec rm -f "$option_file"' EXIT
   printf '[client]\nuser=root\npassword="%s"\n' "$(<"$password_file")" |
     db_exec sh -c "umask 077 && cat >'$option_file'"
-  client=(mariadb --defaults-extra-file="$option_file" --protocol=socket "$@")
+  client=(mariadb --defaults-extra-file="$option_file" --default-character-set=utf8mb4 --protocol=socket "$@")
   if [[ $runtime == swarm ]]; then
     docker exec -it "$(swarm_container db)" "${client[@]}"
   else

@@ -38,10 +38,15 @@ tmp=$(mktemp -d "$certs_dir/.make-certs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # install SRC DEST MODE: copy over DEST in place (same inode), so a running container that
-# bind-mounts the file sees the new content after `nginx -s reload`.
+# bind-mounts the file sees the new content after `nginx -s reload`. nginx 1.27.4+ keeps the
+# certificate it loaded across a reload while the file's inode and mtime, in whole seconds, stay
+# the same: a file rewritten within the second of its last write gets the next second as mtime.
 install_file() {
+  local before
+  before=$(stat -c %Y "$2" 2>/dev/null) || before=""
   cp "$1" "$2"
   chmod "$3" "$2"
+  [[ $(stat -c %Y "$2") != "$before" ]] || touch -d "@$((before + 1))" "$2"
 }
 
 is_ip() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: images="$(scripts/prepare-docker.sh)"; export $images   (as `make test` does)
 # Installs Docker (docker.io) and starts its engine where it can (root), then on a machine without
-# a registry builds stand-ins for the official images (monitoring's too), printing KEY=VALUE lines.
+# a registry builds stand-ins for the official images at the shipped versions (monitoring's too, and
+# the oldest supported MariaDB for the upgrade test), printing KEY=VALUE lines.
 set -euo pipefail
 
 # Registry-free stand-ins: ../shared/offline-images/ beside this checkout (its README says how
@@ -56,9 +57,14 @@ if [[ -n ${PYTHON_IMAGE:-}${NGINX_IMAGE:-}${MARIADB_IMAGE:-} ]]; then
 fi
 
 if [[ -f $offline_build ]]; then
+  requirements=$(dirname "$0")/../backend/requirements.txt
   log "no registry here: building stand-in images with $offline_build"
-  # --monitoring: PROMETHEUS_IMAGE, MYSQLD_EXPORTER_IMAGE and NGINX_EXPORTER_IMAGE as well.
-  bash "$offline_build" --monitoring -r "$(dirname "$0")/../backend/requirements.txt"
+  # The versions compose.yaml ships (--current: nginx 1.30, MariaDB 11.8, Python 3.13), with
+  # --monitoring's PROMETHEUS_IMAGE, MYSQLD_EXPORTER_IMAGE and NGINX_EXPORTER_IMAGE as well.
+  bash "$offline_build" --current --monitoring -r "$requirements"
+  # The oldest supported MariaDB, for the upgrade test (tests/containers/test_mariadb_upgrade.py):
+  # the default set's MARIADB_IMAGE, printed under the name that test reads.
+  bash "$offline_build" -r "$requirements" | sed -n 's/^MARIADB_IMAGE=/MARIADB_UPGRADE_FROM_IMAGE=/p'
   exit 0
 fi
 

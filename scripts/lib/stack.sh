@@ -80,8 +80,9 @@ db_client() {
   elif [[ $user != root ]]; then
     where=(--protocol=tcp --host=127.0.0.1 --port=3306)
   fi
+  # utf8mb4: the 10.11 client's default is utf8mb3, which cannot carry an emoji (11.x: utf8mb4).
   { printf '%s\n' "$password"; cat; } |
-    db_exec bash -c "$client_reading_password" "$user" "${where[@]}" "$@"
+    db_exec bash -c "$client_reading_password" "$user" --default-character-set=utf8mb4 "${where[@]}" "$@"
 }
 
 # root_sql: SQL on stdin, run as root over the socket; tab-separated rows out.

@@ -16,7 +16,9 @@ from pathlib import Path
 import requests
 
 from tests.stack import Background, free_port
+from tests.stack.mariadb import find_program
 from tests.stack.native import REPO, NativeStack, children, http_status, tail
+from tests.stack.nginx import NGINX_BIN
 
 OUT = REPO / ".run" / "bench"
 LUA = Path(__file__).with_name("wrk-report.lua")
@@ -319,6 +321,21 @@ def main() -> int:
     return 0
 
 
+def versions() -> str:
+    """What this run measured: the native stack's servers, the lowest supported versions (README,
+    "Supported versions"), not the containers' shipped ones."""
+
+    def printed(*command):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+        return result.stdout + result.stderr
+
+    nginx = re.search(r"nginx/(\S+)", printed(NGINX_BIN, "-v"))[1]
+    mariadb = re.search(r"Ver (\S+)", printed(find_program("mariadbd"), "--version"))[1]
+    gunicorn = printed(sys.executable, "-m", "gunicorn", "--version").split()[-1].strip("()")
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"nginx {nginx}, MariaDB {mariadb}, Python {python}, gunicorn {gunicorn}"
+
+
 def render(plan, results, peak_kib, profile_summary) -> str:
     def pick(name, connections):
         return results[next(s for s in plan if s.name == name and s.connections == connections)]
@@ -326,6 +343,8 @@ def render(plan, results, peak_kib, profile_summary) -> str:
     cores = len(os.sched_getaffinity(0))
     lines = [
         f"# make bench: {cores} cores, {ROUNDS} rounds of {SECONDS} s per scenario, interleaved",
+        "",
+        f"Measured on the native stack: {versions()}.",
         "",
         f"`GET {READ}` returns {POSTS} posts of ~300 bytes. Medians of the rounds; the spread is",
         "(max - min) / median of req/s. Errors: wrk's socket errors plus non-2xx answers.",

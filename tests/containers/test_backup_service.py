@@ -56,6 +56,21 @@ def test_backup_service_is_locked_down_as_uid_999_on_dbnet_only(stack):
     assert stack.exec("backup", "id", "-u", check=True).stdout.strip() == "999"
 
 
+def test_backup_dir_job_is_the_one_root_process_with_two_capabilities_and_no_network(stack):
+    """It makes BACKUP_DIR uid 999's, 0700 (what `make backup-dir` does), and has done so."""
+    (container,) = stack.inspect("backup-dir")
+    host = container["HostConfig"]
+    assert container["Config"]["User"] == "0:0"
+    assert host["CapDrop"] == ["ALL"]
+    assert sorted(c.removeprefix("CAP_") for c in host["CapAdd"]) == ["CHOWN", "FOWNER"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert (container["State"]["Status"], container["State"]["ExitCode"]) == ("exited", 0)
+    for directory in (stack.backup_dir, stack.backup_copy_dir):
+        info = directory.stat()
+        assert (info.st_uid, info.st_gid, oct(info.st_mode & 0o777)) == (999, 999, "0o700")
+
+
 def test_backup_service_took_a_good_backup_at_start_and_is_healthy(stack):
     (container,) = stack.container_ids("backup")
     # A restart (a rotation of its password restarts it) starts the health over from "starting".

@@ -240,3 +240,10 @@ def test_two_backend_replicas_serve_requests(stack, containers):
             continue
         upstreams.add(str(entry.get("upstream_addr", "")).rsplit(":", 1)[0])
     assert replicas <= upstreams
+
+
+def test_shipped_nginx_reads_the_configuration_without_a_warning(stack):
+    """`nginx -t` in the proxy container (nginx 1.30); the static tier runs it on 1.22."""
+    result = stack.exec("proxy", "nginx", "-t")
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr, result.stderr

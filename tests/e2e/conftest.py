@@ -12,6 +12,7 @@ import pytest
 import requests
 from urllib3.util.retry import Retry
 
+from tests.e2e.helpers import wait_until_writes_recover
 from tests.stack import Stack, free_port
 from tests.stack.client import SourceAddressAdapter
 from tests.stack.native import NativeStack
@@ -98,3 +99,12 @@ def writer(stack):
     with make_client(stack, max_retries=POLITE) as session:
         session.headers["Authorization"] = f"Bearer {stack.write_token}"
         yield session
+
+
+@pytest.fixture
+def burst_writer(stack, writer):
+    """`writer`, for a test that spends the proxy's write burst: afterwards the bucket has drained,
+    so the tests after it find the whole burst again (under compose all clients share it)."""
+    yield writer
+    with make_client(stack) as client:
+        wait_until_writes_recover(client, stack)

@@ -181,10 +181,6 @@ class ComposeStack(ScriptOperations):
         # makes new ones): tests/containers/test_secret_leaks.py searches the images for them.
         self.secrets_at_build = {p.name: p.read_text() for p in self.secrets_dir.iterdir()}
         self.secrets_made = max(p.stat().st_mtime for p in self.secrets_dir.iterdir())
-        # What `make backup-dir` makes: 0700, owned by the backup service's uid.
-        for directory in (self.backup_dir, self.backup_copy_dir):
-            directory.mkdir(mode=0o700, exist_ok=True)
-            os.chown(directory, 999, 999)
         # Every project image is built now, with this session's secrets already made: a cached
         # layer from an earlier build could hide a leak of these secrets into an image
         # (tests/containers/test_secret_leaks.py searches the layers). Costs ~15 s here.
@@ -349,7 +345,8 @@ class ComposeStack(ScriptOperations):
         }
 
     def binlog_text(self):
-        script = "mariadb-binlog --verbose /var/lib/mysql/mariadb-bin.[0-9]*"
+        # The index lists them: from 11.4 each log has a GTID index (.idx) beside it too.
+        script = "cd /var/lib/mysql && xargs mariadb-binlog --verbose < mariadb-bin.index"
         return self.exec("db", "sh", "-c", script, check=True, timeout=120).stdout
 
     def db_login(self, user, password):

@@ -147,9 +147,11 @@ class MariaDB:
 
     def binlog_text(self):
         """Every binary log of the server, rows decoded (mariadb-binlog --verbose)."""
-        logs = sorted(self.datadir.glob("mariadb-bin.[0-9]*"))
+        # The index lists them: from 11.4 each log has a GTID index (.idx) beside it too.
+        logs = (self.datadir / "mariadb-bin.index").read_text().split()
         return subprocess.run(
-            [find_program("mariadb-binlog"), "--verbose", *map(str, logs)],
+            [find_program("mariadb-binlog"), "--verbose", *logs],
+            cwd=self.datadir,
             capture_output=True, text=True, errors="replace", check=True, timeout=120,
         ).stdout  # fmt: skip
 

@@ -300,8 +300,8 @@ class NativeStack(ScriptOperations):
             raise RuntimeError("nginx is not running")
         workers_before = set(children(pid))
         os.kill(pid, signal.SIGHUP)
-        # A reload starts new workers and lets the old ones finish: wait for a new worker,
-        # then for an answer through TLS.
+        # A reload starts new workers and lets the old ones finish: wait for a new worker, then
+        # for an answer through TLS.
         wait_until(
             lambda: bool(set(children(pid)) - workers_before),
             15,
@@ -312,6 +312,14 @@ class NativeStack(ScriptOperations):
             lambda: http_status(f"{self.base_url}/healthz", self.ca_bundle) == 200,
             15,
             f"{self.base_url}/healthz to answer 200 after the reload",
+            detail=lambda: tail(self.log_dir / "proxy.log"),
+        )
+        # As under compose: done once the old workers have exited. Until then one may still close
+        # an idle keep-alive connection that a client is about to reuse.
+        wait_until(
+            lambda: not set(children(pid)) & workers_before,
+            15,
+            f"nginx {pid}'s old workers to exit after the reload",
             detail=lambda: tail(self.log_dir / "proxy.log"),
         )
 

@@ -1,7 +1,8 @@
 """nginx as a plain process, configured from the same files as the proxy container.
 
-render_templates() does what the official image's 20-envsubst-on-templates.sh does;
-prepare_conf_dir() lays out the image's /etc/nginx tree under a run directory; Nginx runs it.
+entrypoint_env() and render_templates() do what the official image's entrypoint does (source
+proxy/docker-entrypoint.d/*.envsh, then 20-envsubst-on-templates.sh); prepare_conf_dir() lays out
+the image's /etc/nginx tree under a run directory; Nginx runs it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ def substitute(text: str, env: dict[str, str]) -> str:
     return _REFERENCE.sub(replace, text)
 
 
+def entrypoint_env(env: dict[str, str]) -> dict[str, str]:
+    """ENV plus what proxy/docker-entrypoint.d/*.envsh export, each sourced in order by sh as the
+    image's entrypoint sources them (its `nginx` is NGINX_BIN)."""
+    for script in sorted((PROXY_DIR / "docker-entrypoint.d").glob("*.envsh")):
+        path = f"{Path(NGINX_BIN).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        printed = subprocess.run(
+            ["sh", "-c", '. "$1" && env -0', "sh", str(script)],
+            env={**env, "PATH": path}, capture_output=True, text=True, check=True, timeout=30,
+        ).stdout  # fmt: skip
+        env = {**env, **dict(item.split("=", 1) for item in printed.split("\0") if item)}
+    return env
+
+
 def render_templates(
     template_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -86,7 +100,7 @@ def prepare_conf_dir(rundir: str | os.PathLike, env: dict[str, str]) -> Path:
     (confdir / "nginx.conf").symlink_to(PROXY_DIR / "nginx.conf")
     (confdir / "mime.types").symlink_to(SYSTEM_MIME_TYPES)
     (confdir / "snippets").symlink_to(PROXY_DIR / "snippets")
-    render_templates(PROXY_DIR / "templates", confdir / "conf.d", env)
+    render_templates(PROXY_DIR / "templates", confdir / "conf.d", entrypoint_env(env))
     return confdir / "nginx.conf"
 
 

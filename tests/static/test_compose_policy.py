@@ -92,6 +92,18 @@ def _keep_caps(c):
     c["services"]["backend"]["cap_drop"] = ["NET_RAW"]
 
 
+def _root_job_on_a_network(c):
+    c["services"]["backup-dir"].pop("network_mode")
+
+
+def _root_job_with_more_caps(c):
+    c["services"]["backup-dir"]["cap_add"] = ["CHOWN", "FOWNER", "DAC_OVERRIDE"]
+
+
+def _caps_added(c):
+    c["services"]["backend"]["cap_add"] = ["NET_BIND_SERVICE"]
+
+
 def _no_log_rotation(c):
     c["services"]["migrate"]["logging"] = {"driver": "json-file"}
 
@@ -124,6 +136,9 @@ BREAKAGES = [
     (policy.services_are_hardened, _root_proxy),
     (policy.services_are_hardened, _writable_db),
     (policy.services_are_hardened, _keep_caps),
+    (policy.services_are_hardened, _root_job_on_a_network),
+    (policy.services_are_hardened, _root_job_with_more_caps),
+    (policy.services_are_hardened, _caps_added),
     (policy.services_are_hardened, _no_log_rotation),
     (policy.services_have_limits, _no_pids_limit),
     (policy.long_running_services_restart, _no_restart),

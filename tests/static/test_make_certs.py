@@ -3,6 +3,7 @@ expire; a certificate that the development CA did not issue is never touched."""
 
 import os
 import subprocess
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -89,6 +90,22 @@ def test_certificate_expiring_within_30_days_is_reissued_and_says_so(certs_dir):
     assert lifespan_days(certs_dir / "server.crt") == 90
     # Still from the same CA that clients already trust.
     openssl("verify", "-CAfile", str(certs_dir / "dev-ca.crt"), str(certs_dir / "server.crt"))
+
+
+def test_renewal_within_the_second_of_the_last_write_still_changes_the_mtime(certs_dir):
+    """nginx 1.27.4+ reloads a certificate file only when its inode or its mtime in whole seconds
+    changed (the bind mount keeps the inode): a renewal written within the same second as the
+    file's last write must still look new to it, or a reload keeps serving the old one."""
+    crt, key = certs_dir / "server.crt", certs_dir / "server.key"
+    # Right after a second begins, both files just written: the renewal below ends in that second.
+    time.sleep(1 - time.time() % 1)
+    issue(certs_dir, days=10)
+    written = {path: (path.stat().st_ino, int(path.stat().st_mtime)) for path in (crt, key)}
+    output = make_certs(certs_dir)
+    assert "expires within 30 days" in output, output
+    for path, (inode, mtime) in written.items():
+        assert path.stat().st_ino == inode, f"{path.name}: a new inode, unseen by a bind mount"
+        assert int(path.stat().st_mtime) != mtime, f"{path.name}: rewritten, same mtime"
 
 
 @pytest.mark.parametrize("days", [None, 40], ids=["just-made", "40-days-left"])

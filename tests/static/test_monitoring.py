@@ -147,7 +147,7 @@ def test_no_metrics_port_is_published(config):
 
 
 def test_each_monitoring_service_reaches_only_what_it_scrapes(config):
-    networks = {name: set(svc["networks"]) for name, svc in config["services"].items()}
+    networks = {name: set(svc.get("networks", ())) for name, svc in config["services"].items()}
     assert networks["prometheus"] == {"appnet", "metricsnet", "monitornet"}
     assert networks["mysqld-exporter"] == {"dbnet", "metricsnet"}
     assert networks["nginx-exporter"] == {"appnet"}
