@@ -47,6 +47,11 @@ name=$db_name-$stamp.sql.gz
 tmp=$backup_dir/.tmp-$name
 trap 'rm -f "$tmp" "$tmp.sha256"' EXIT
 
+# Across a network (DB_TLS_CA_FILE, compose.yaml): TLS to the server that certificate names, or
+# no dump. Natively the database is on this host.
+tls=()
+[[ -z ${DB_TLS_CA_FILE:-} ]] || tls=(--ssl-ca="$DB_TLS_CA_FILE" --ssl-verify-server-cert)
+
 started=$(date +%s)
 # --single-transaction: one consistent InnoDB snapshot, no lock on the app's writes.
 # --master-data=2 records, as a comment in the dump, the binary-log position of that very
@@ -55,7 +60,7 @@ started=$(date +%s)
 # The password goes through an anonymous file, never the command line.
 # (--defaults-extra-file must be the first option.)
 if ! mariadb-dump --defaults-extra-file=<(printf '[client]\npassword="%s"\n' "$(<"$password_file")") \
-  --host="$db_host" --port="$db_port" --user="$db_user" --protocol=tcp \
+  --host="$db_host" --port="$db_port" --user="$db_user" --protocol=tcp "${tls[@]}" \
   --single-transaction --master-data=2 --routines --triggers --events \
   --hex-blob --default-character-set=utf8mb4 "$db_name" 2>"$tmp.err" | gzip -6 >"$tmp"; then
   error=$(tr '\n' ' ' <"$tmp.err")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/make-secrets.sh [--force]
-# Writes a random password for each database account, and a write token for the API, into ${SECRETS_DIR:-./secrets}.
+# Writes a random password for each database account, a write token for the API and the database's
+# TLS key pair (db_tls_key, db_tls_cert) into ${SECRETS_DIR:-./secrets}.
 # Existing files are kept unless --force is given (rotating a password also needs the db side: docs/operations.md).
 set -euo pipefail
 
@@ -37,3 +38,29 @@ for name in "${names[@]}"; do
   mv -f "$tmp" "$file"
   echo "created  $file"
 done
+
+# The database's TLS certificate, self-signed for the name its clients dial (`db`, on dbnet): each
+# client across dbnet trusts exactly this certificate (DB_TLS_CA_FILE), so no CA has a part in it.
+# Ten years, as the one MariaDB makes for itself; a new one means restarting the database and its
+# clients (docs/operations.md, "TLS to the database").
+cert=$secrets_dir/db_tls_cert
+key=$secrets_dir/db_tls_key
+if [[ -s $cert && -s $key && $force == false ]]; then
+  echo "kept     $cert"
+else
+  command -v openssl >/dev/null || { echo "error: openssl is required (apt-get install openssl)" >&2; exit 1; }
+  tmp=$(mktemp -d "$secrets_dir/.db_tls.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/key" 2>/dev/null
+  # Its own trust anchor, hence CA:TRUE; clients check the name in subjectAltName.
+  openssl req -x509 -new -key "$tmp/key" -sha256 -days 3650 -subj "/CN=db" \
+    -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+    -addext "keyUsage=critical,digitalSignature,keyCertSign" \
+    -addext "extendedKeyUsage=serverAuth" \
+    -addext "subjectAltName=DNS:db" \
+    -out "$tmp/cert"
+  chmod 0644 "$tmp/key" "$tmp/cert"
+  mv -f "$tmp/key" "$key"
+  mv -f "$tmp/cert" "$cert"
+  echo "created  $cert and $key (the database's TLS certificate, self-signed for DNS:db, 3650 days)"
+fi

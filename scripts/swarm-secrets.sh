@@ -17,7 +17,7 @@ sources=(
   "tls_key=$certs_dir/server.key"
 )
 for name in db_root_password db_migrator_password db_app_password db_backup_password \
-  db_exporter_password api_tokens; do
+  db_exporter_password api_tokens db_tls_cert db_tls_key; do
   sources+=("$name=$secrets_dir/$name")
 done
 

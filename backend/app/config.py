@@ -51,6 +51,9 @@ class Config:
     seed_sample_posts: bool
     # Bearer tokens that may write through the API; the backend refuses to start without one.
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # The database server's certificate (DB_TLS_CA_FILE): TLS is then required and the server
+    # verified, name included. Unset where the database is on this host (natively).
+    db_tls_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, environ=None):
@@ -91,6 +94,7 @@ class Config:
             log_level=log_level,
             seed_sample_posts=get("SEED_SAMPLE_POSTS") == "1",
             api_tokens=read_tokens(env, "API_TOKENS_FILE") if env.get("API_TOKENS_FILE") else (),
+            db_tls_ca_file=_readable(env, "DB_TLS_CA_FILE") if env.get("DB_TLS_CA_FILE") else None,
         )
 
     def require_api_tokens(self):
@@ -129,6 +133,11 @@ def _read_file(env, name):
         raise ConfigError(f"config: {name}={path} cannot be read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config: {name}={path} is not UTF-8 text") from None
+
+
+def _readable(env, name):
+    """The path in NAME, once it is known to be a readable text file."""
+    return _read_file(env, name)[0]
 
 
 def read_secret(env, name):

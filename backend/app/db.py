@@ -34,7 +34,12 @@ def connect_args(config, read_timeout=30, statement_timeout=None):
     if statement_timeout:
         # MariaDB stops the statement itself and frees its locks; the client gets error 1969.
         session += f", max_statement_time = {float(statement_timeout)}"
+    tls = {}
+    if config.db_tls_ca_file:
+        # Across a network: TLS or no connection, to the server that certificate names.
+        tls = {"ssl_ca": config.db_tls_ca_file, "ssl_verify_identity": True}
     return {
+        **tls,
         "connect_timeout": config.connect_timeout,
         # A query that hangs on a half-dead server fails instead of pinning a worker forever.
         "read_timeout": read_timeout,

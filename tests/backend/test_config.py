@@ -40,6 +40,14 @@ def test_empty_password_file_is_refused(tmp_path):
         Config.from_env({"DB_PASSWORD_FILE": str(tmp_path / "empty")})
 
 
+def test_unreadable_database_certificate_is_named(tmp_path):
+    (tmp_path / "pw").write_text("pw")
+    missing = tmp_path / "db.crt"
+    env = {"DB_PASSWORD_FILE": str(tmp_path / "pw"), "DB_TLS_CA_FILE": str(missing)}
+    with pytest.raises(ConfigError, match=f"DB_TLS_CA_FILE={missing} cannot be read"):
+        Config.from_env(env)
+
+
 def test_non_integer_setting_is_named(tmp_path):
     (tmp_path / "pw").write_text("x")
     with pytest.raises(ConfigError, match="DB_POOL_SIZE='many' is not an integer"):

@@ -133,6 +133,27 @@ def test_exporters_collect_without_errors_and_the_backups_are_seen(monitoring):
     assert (monitoring.value("min(tls_certificate_expiry_timestamp_seconds) - time()") or 0) > 0
 
 
+def test_mysqld_exporter_refuses_a_database_with_another_certificate(monitoring, impostor):
+    # The service's own command, trusting the impostor's certificate (on stdin) instead of the
+    # database's: its metrics say whether it reached the database. Control: mysql_up is 1 with
+    # the real one (test_every_target_is_up).
+    config = json.loads(monitoring.compose("config", "--format", "json").stdout)
+    (command,) = config["services"]["mysqld-exporter"]["command"]
+    assert "ssl-ca=/run/secrets/db_tls_cert" in command
+    script = (
+        "cat > /tmp/impostor.crt\n"
+        + command.replace("/run/secrets/db_tls_cert", "/tmp/impostor.crt")
+        .replace("exec ", "", 1)
+        .rstrip()
+        + " &\nsleep 3; wget -q -O - http://127.0.0.1:9104/metrics | grep '^mysql_up '"
+    )
+    result = monitoring.compose(
+        "run", "--rm", "--no-deps", "-T", "--entrypoint", "/bin/sh", "mysqld-exporter",
+        "-c", script, input=impostor, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.stdout.strip() == "mysql_up 0", result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     "command",
     [["check", "config", "prometheus.yml"], ["test", "rules", "alerts.test.yml"]],

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import wait_until
+from tests.stack import secret_lines, wait_until
 from tests.stack.compose import ROOT
 
 pytestmark = pytest.mark.compose
@@ -52,17 +52,17 @@ def stack(compose_stack):
 
 @pytest.fixture(scope="module")
 def secrets(stack, secrets_dir):
-    """Label -> value of every secret: each password file, each line of api_tokens, as they are
-    now and as they were when the stack was built (tests/e2e/test_rotation.py changes them)."""
+    """Label -> value of every secret: each password file, each line of api_tokens and of the
+    database's TLS key pair (not the PEM armour, nor a short last line), as they are now and as
+    they were when the stack was built (tests/e2e/test_rotation.py changes them)."""
     found = {}
     files = {path.name: path.read_text() for path in sorted(Path(secrets_dir).iterdir())}
     for when, contents in (("", files), (" at build", stack.secrets_at_build)):
         for name, text in contents.items():
-            lines = [line.strip() for line in text.splitlines()]
-            for number, line in enumerate(filter(None, lines), 1):
+            for number, line in enumerate(secret_lines(text), 1):
                 found[f"{name}{when} line {number}"] = line
     names = {label.split()[0] for label in found}
-    assert {"db_root_password", "db_app_password", "db_migrator_password"} <= names, names
+    assert {"db_root_password", "db_app_password", "db_migrator_password", "db_tls_key"} <= names
     # Long random values: finding one by accident is impossible, so any hit is a leak.
     assert all(len(value) >= 16 for value in found.values())
     return found

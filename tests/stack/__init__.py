@@ -54,6 +54,16 @@ def db_login_outcome(result) -> bool:
     raise RuntimeError(f"database login probe failed (exit {result.returncode}):\n{result.stderr}")
 
 
+def secret_lines(text: str) -> list[str]:
+    """What a leak search looks for of a secret file's TEXT: each line (a password, a token), or
+    for a PEM file the lines of its body (not the armour, which is everywhere, nor a short last
+    line, which could be found by chance)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("-----BEGIN"):
+        return [line for line in lines if not line.startswith("-----") and len(line) >= 32]
+    return lines
+
+
 def read_write_token(secrets_dir) -> str:
     """The first API write token of a secrets dir made by scripts/make-secrets.sh."""
     return (Path(secrets_dir) / "api_tokens").read_text().split()[0]
@@ -98,12 +108,14 @@ class Background:
 def db_client_env(user: str, host: str, port: int, secrets_dir) -> dict[str, str]:
     """The database client settings compose gives the services of USER (compose.yaml's
     x-db-client-env plus DB_USER and DB_PASSWORD_FILE), for a process on this host: the server at
-    HOST:PORT, the password in SECRETS_DIR, where compose mounts it from."""
+    HOST:PORT, the password in SECRETS_DIR, where compose mounts it from, and no TLS."""
     shared = yaml.safe_load((REPO / "compose.yaml").read_text())["x-db-client-env"]
     # ${NAME:-default}, as compose reads it: the environment's value unless unset or empty.
     env = {
         name: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], value)
         for name, value in shared.items()
+        # The server's certificate is for dbnet's name `db`: on this host, no network to cross.
+        if name != "DB_TLS_CA_FILE"
     }
     return {
         **env,

@@ -32,7 +32,7 @@ def test_backup_service_dumps_daily_keeps_14_as_uid_999_on_dbnet_only(backup):
     assert backup["environment"]["BACKUP_INTERVAL"] == "1d"
     assert backup["environment"]["BACKUP_KEEP"] == "14"
     assert backup["environment"]["DB_USER"] == "backup"
-    assert [s["source"] for s in backup["secrets"]] == ["db_backup_password"]
+    assert [s["source"] for s in backup["secrets"]] == ["db_backup_password", "db_tls_cert"]
     mounts = {v["target"]: v for v in backup["volumes"]}
     assert mounts["/backups"]["source"] == str(ROOT / "backups")
     assert mounts["/opt/stack/scripts"]["read_only"] is True

@@ -165,10 +165,12 @@ def test_prometheus_keeps_its_data_on_a_volume_with_a_retention_limit(config):
     assert "--storage.tsdb.retention.size=1GB" in prometheus["command"]
 
 
-def test_mysqld_exporter_reads_its_password_from_a_file_secret(config):
+def test_mysqld_exporter_reads_its_password_from_a_file_secret_and_verifies_the_server(config):
     exporter = config["services"]["mysqld-exporter"]
-    assert [s["source"] for s in exporter["secrets"]] == ["db_exporter_password"]
+    assert [s["source"] for s in exporter["secrets"]] == ["db_exporter_password", "db_tls_cert"]
     assert "--config.my-cnf=/tmp/my.cnf" in exporter["command"][0]
+    # dbnet is a network: TLS to the server the database's certificate names.
+    assert "ssl-ca=/run/secrets/db_tls_cert" in exporter["command"][0]
     assert not any("PASSWORD" in key for key in exporter.get("environment") or {})
 
 

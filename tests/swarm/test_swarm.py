@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.conftest import make_client
 from tests.e2e.load import SteadyReads
-from tests.stack import wait_until
+from tests.stack import secret_lines, wait_until
 from tests.stack.swarm import docker
 
 pytestmark = pytest.mark.swarm
@@ -29,10 +29,10 @@ def stack(swarm_stack):
 @pytest.fixture(scope="module")
 def secrets(stack):
     """Label -> value of every secret the stack was given: each password file, each API token,
-    the TLS private key."""
+    the database's TLS key pair, the proxy's TLS private key."""
     found = {}
     for path in sorted(Path(stack.secrets_dir).iterdir()):
-        for number, line in enumerate(path.read_text().split(), 1):
+        for number, line in enumerate(secret_lines(path.read_text()), 1):
             found[f"{path.name} line {number}"] = line
     key = (Path(stack.ca_bundle).parent / "server.key").read_text()
     found["TLS key"] = "".join(key.strip().splitlines()[1:-1])[:64]
