@@ -111,10 +111,7 @@ class Config:
         """SQLAlchemy URL with the password; never log it (use safe_url)."""
         return (
             f"mysql+pymysql://{quote_plus(self.db_user)}:{quote_plus(self.db_password)}"
-            # The schema's collation (migration 0002) for the connection too: a string literal
-            # compares the same on 10.11 (utf8mb4_general_ci) and 11.8 (uca1400) servers.
-            f"@{self.db_host}:{self.db_port}/{self.db_name}"
-            "?charset=utf8mb4&collation=utf8mb4_uca1400_ai_ci"
+            f"@{self.db_host}:{self.db_port}/{self.db_name}?charset=utf8mb4"
         )
 
     @property

@@ -29,7 +29,8 @@ mariadb --defaults-extra-file=<(printf '[client]\npassword="%s"\n' "$MARIADB_ROO
 -- its own session does not inherit it.
 SET SESSION sql_log_bin = 0;
 
-CREATE DATABASE IF NOT EXISTS ${schema} CHARACTER SET utf8mb4 COLLATE utf8mb4_uca1400_ai_ci;
+-- The entrypoint made it already (MARIADB_DATABASE), with server.cnf's character set and collation.
+CREATE DATABASE IF NOT EXISTS ${schema};
 
 -- migrate service: schema changes and data migrations, nothing outside the app schema.
 CREATE USER IF NOT EXISTS 'migrator'@'%' IDENTIFIED BY ${migrator_password};

@@ -18,8 +18,15 @@ LONG_RUNNING = ("proxy", "backend", "db")
 # Which secrets each long-running service consumes (migrate reads db_migrator_password; its exit
 # code 0, checked below, shows it could).
 CONSUMERS = {
-    "backend": ["db_app_password", "api_tokens"],
-    "db": ["db_root_password", "db_migrator_password", "db_app_password", "db_backup_password"],
+    "backend": ["db_app_password", "api_tokens", "db_tls_cert"],
+    "db": [
+        "db_root_password",
+        "db_migrator_password",
+        "db_app_password",
+        "db_backup_password",
+        "db_tls_cert",
+        "db_tls_key",
+    ],
 }
 
 

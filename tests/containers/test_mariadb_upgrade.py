@@ -3,13 +3,12 @@ commands of docs/operations.md, "Upgrading MariaDB": every post comes back byte 
 schema at head, and a backup taken on 10.11 restores on 11.8."""
 
 import os
-import subprocess
 
 import pytest
 
 from tests.e2e.conftest import POLITE, make_client
 from tests.stack import free_port
-from tests.stack.compose import ComposeStack
+from tests.stack.compose import ComposeStack, image_available
 
 pytestmark = pytest.mark.compose
 
@@ -24,18 +23,11 @@ POSTS = [
 ]
 
 
-def image_present(image):
-    for command in (["image", "inspect", image], ["pull", image]):
-        if subprocess.run(["docker", *command], capture_output=True, timeout=600).returncode == 0:
-            return True
-    return False
-
-
 @pytest.fixture
 def old_stack(compose_stack, tmp_path, monkeypatch):
     """The production stack beside the session's, its database started on OLD_IMAGE; with the
     image it ships (MARIADB_IMAGE as set for this run, else compose.yaml's default)."""
-    if not image_present(OLD_IMAGE):
+    if not image_available(OLD_IMAGE):
         pytest.fail(f"{OLD_IMAGE} is neither here nor pullable (scripts/prepare-docker.sh)")
     stack = ComposeStack(
         project=f"{compose_stack.project}upgrade",

@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.conftest import make_client
 from tests.stack import free_port, wait_until
-from tests.stack.compose import PROD_FILES, ROOT, compose
+from tests.stack.compose import PROD_FILES, ROOT, compose, image_available
 
 pytestmark = pytest.mark.compose
 
@@ -28,16 +28,9 @@ IMAGES = {
 SCRAPE_WAIT = 90
 
 
-def available(image):
-    def docker(*args):
-        return subprocess.run(["docker", *args], capture_output=True, timeout=600).returncode == 0
-
-    return docker("image", "inspect", image) or docker("pull", image)
-
-
 def missing_images():
     images = [os.environ.get(name) or default for name, default in IMAGES.items()]
-    return [image for image in images if not available(image)]
+    return [image for image in images if not image_available(image)]
 
 
 class Monitoring:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.stack import free_port
 from tests.stack.compose import ROOT
+from tests.static.tree import repository_files
 
 pytestmark = pytest.mark.compose
 
@@ -34,15 +35,9 @@ def readme_production_command():
 
 def fresh_checkout(destination):
     """The repository's files as a clone has them: tracked and not ignored, none generated."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
+    for name in repository_files():
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, destination / name)
     return destination
 
 

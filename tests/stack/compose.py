@@ -84,6 +84,15 @@ def compose(*args, env=None, **kwargs):
     return run([*compose_command(), *args], env={**os.environ, **(env or {})}, **kwargs)
 
 
+def image_available(image):
+    """IMAGE is in this engine, or can be pulled into it now."""
+
+    def docker(*args):
+        return subprocess.run(["docker", *args], capture_output=True, timeout=600).returncode == 0
+
+    return docker("image", "inspect", image) or docker("pull", image)
+
+
 def testcontainers_docker(directory):
     """What testcontainers runs as `<it> compose ARGS`: the docker CLI where compose_command() is
     its plugin, else a shim in DIRECTORY for the standalone compose binary, which takes ARGS."""

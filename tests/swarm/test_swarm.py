@@ -35,7 +35,8 @@ def secrets(stack):
         for number, line in enumerate(secret_lines(path.read_text()), 1):
             found[f"{path.name} line {number}"] = line
     key = (Path(stack.ca_bundle).parent / "server.key").read_text()
-    found["TLS key"] = "".join(key.strip().splitlines()[1:-1])[:64]
+    for number, line in enumerate(secret_lines(key), 1):
+        found[f"TLS key line {number}"] = line
     return found
 
 
