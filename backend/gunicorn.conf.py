@@ -35,20 +35,22 @@ bind = env("GUNICORN_BIND", "0.0.0.0:8000").split(",")
 # Database budget: workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW) x replicas < max_connections
 # (asserted by tests/backend/test_pool_budget.py against the live server).
 workers = int(env("GUNICORN_WORKERS", "2"))
-# Measured (2-core VM, 2 workers, `wrk -t2 -c16 -d10s` GET /api/posts with 20 rows, 2 runs
-# each): sync 465 and 544 req/s; gthread x4 threads 271 and 314; gthread x2 243 and 269.
-# sync wins (no GIL contention between threads) and nginx buffers slow clients, so its
-# one-request-per-worker limit costs nothing here; GUNICORN_WORKER_CLASS=gthread stays possible.
-worker_class = env("GUNICORN_WORKER_CLASS", "sync")
-# More than 1 turns sync into gthread; with gthread keep threads <= DB_POOL_SIZE.
-threads = int(env("GUNICORN_THREADS", "1"))
+# Threads, so that a request waiting on the database never holds up /healthz, static files or
+# the page: with the database frozen, each thread that meets it waits at most the read timeout
+# (app/db.py) and the others keep serving. Measured (docs/operations.md, "Bounded waits"): with
+# sync workers a frozen database made /healthz wait for it too. Keep threads <= DB_POOL_SIZE, so
+# no thread waits for a pooled connection.
+worker_class = env("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(env("GUNICORN_THREADS", "4"))
 
-# A request that takes longer than this is stuck: the worker is killed and replaced.
-timeout = int(env("GUNICORN_TIMEOUT", "30"))
+# A worker whose main loop has been silent this long is stuck (or booting far too slowly): it is
+# killed and replaced. Outermost but one of the request path's waits: above the database client's
+# (DB_STATEMENT_TIMEOUT + 0.5 s), not above nginx's proxy_read_timeout (5 s).
+timeout = int(env("GUNICORN_TIMEOUT", "5"))
 # Below compose's stop_grace_period (30s), so in-flight requests finish before SIGKILL.
 graceful_timeout = int(env("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-# Seconds an idle connection stays open; gthread only (sync closes after each response), and
-# nginx opens one connection per request anyway (proxy/templates/servers.conf.template).
+# Seconds an idle connection stays open (gthread); nginx opens one connection per request anyway
+# (proxy/templates/servers.conf.template).
 keepalive = int(env("GUNICORN_KEEPALIVE", "5"))
 # Recycle workers now and then (bounded memory growth); jitter keeps them from restarting together.
 # Sized to the throughput: a worker serves ~300 reads/s at full load (make bench, 2 cores), so the

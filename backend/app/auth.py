@@ -8,7 +8,7 @@ work, compares in constant time, and never logs a token.
 import hashlib
 import hmac
 
-from flask import request
+from flask import g, request
 
 from .errors import ApiError
 
@@ -38,6 +38,9 @@ def init_app(app, tokens):
         found = False
         for digest in accepted:  # no early exit: every token is compared every time
             found |= hmac.compare_digest(digest, presented)
+        if found:
+            # Which token wrote: its idempotency keys are its own (app.idempotency).
+            g.token_sha256 = presented
         return found
 
     @app.before_request

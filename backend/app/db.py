@@ -6,10 +6,13 @@ drops the inherited pool without closing the parent's sockets (dispose(close=Fal
 """
 
 import os
+import time
 import weakref
 
 from flask import current_app, g, request
-from sqlalchemy import create_engine
+from pymysql.err import OperationalError as PyMySQLOperationalError
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
 
 from .auth import WRITE_METHODS
 
@@ -27,7 +30,22 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_dispose_inherited_pools)
 
 
-def connect_args(config, read_timeout=30, statement_timeout=None):
+# The request path's waits, innermost first (docs/operations.md, "Bounded waits"): MariaDB stops a
+# statement at DB_STATEMENT_TIMEOUT; the client waits this much longer for that error, then gives
+# up on a server that does not answer at all (frozen, partitioned). It stays below gunicorn's
+# timeout and nginx's proxy_read_timeout, so the app answers before either gives up on it.
+REPLY_MARGIN = 0.5
+# After a server left a request unanswered, this process does not ask it again for this long:
+# requests get 503 at once instead of each waiting out the read timeout in a thread of its own.
+HUNG_PAUSE = 2.0
+_hung_until = 0.0
+
+
+def request_read_timeout(config):
+    return config.statement_timeout + REPLY_MARGIN
+
+
+def connect_args(config, read_timeout, statement_timeout=None):
     """PyMySQL arguments. The request path bounds every statement (statement_timeout, seconds);
     migrations (app.migrate) pass none and a read timeout long enough for DDL on a large table."""
     session = "SET time_zone = '+00:00'"
@@ -41,7 +59,7 @@ def connect_args(config, read_timeout=30, statement_timeout=None):
     return {
         **tls,
         "connect_timeout": config.connect_timeout,
-        # A query that hangs on a half-dead server fails instead of pinning a worker forever.
+        # Also bounds the handshake: a frozen server accepts the TCP connection, then is silent.
         "read_timeout": read_timeout,
         "write_timeout": read_timeout,
         # Timestamps are stored and returned in UTC, whatever the server's time zone.
@@ -64,10 +82,45 @@ def make_engine(config):
         pool_size=config.pool_size,
         max_overflow=config.max_overflow,
         pool_timeout=config.pool_timeout,
-        connect_args=connect_args(config, statement_timeout=config.statement_timeout),
+        connect_args=connect_args(
+            config, request_read_timeout(config), statement_timeout=config.statement_timeout
+        ),
     )
     _engines.add(engine)
+    event.listen(engine, "handle_error", _note_silence)
+    event.listen(engine, "do_connect", _refuse_while_hung)
     return engine
+
+
+def _timed_out(dbapi_error):
+    # PyMySQL's 2003 (connect, handshake) or 2013 (query, ping) with the socket's "timed out": the
+    # server did not answer, unlike a refused or reset connection (a stopped server), which fails
+    # at once and needs no pause.
+    code = dbapi_error.args[0] if dbapi_error.args else None
+    return code in (2003, 2013) and "timed out" in str(dbapi_error)
+
+
+def _note_silence(context):
+    global _hung_until
+    if _timed_out(context.original_exception):
+        _hung_until = time.monotonic() + HUNG_PAUSE
+
+
+def _refuse_while_hung(*_):
+    # Also stops the reconnect SQLAlchemy makes after a pre-ping timed out: one wait, not two.
+    if time.monotonic() < _hung_until:
+        raise PyMySQLOperationalError(
+            2003, f"the database left a request unanswered; not asked again for {HUNG_PAUSE} s"
+        )
+
+
+def check_answering():
+    """Raise OperationalError (answered 503) at once while the database is known not to answer,
+    before a pooled connection's pre-ping would wait for it."""
+    try:
+        _refuse_while_hung()
+    except PyMySQLOperationalError as exc:
+        raise OperationalError("(no statement: the database is not answering)", None, exc) from None
 
 
 def init_app(app, engine):
@@ -95,6 +148,7 @@ def connection():
     """The request's connection. A write request's statements form one transaction, committed at
     the end of a successful request; a read's statements run in autocommit mode."""
     if "db_conn" not in g:
+        check_answering()
         conn = current_app.extensions["db_engine"].connect()
         if request.method in WRITE_METHODS:
             conn.execution_options(isolation_level=WRITE_ISOLATION)

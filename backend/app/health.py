@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from .db import check_answering
 from .errors import error_response
 
 bp = Blueprint("health", __name__)
@@ -22,6 +23,7 @@ def readyz():
     # Goes through the pool (pre-ping included), so it turns 200 again by itself when the
     # database is back; no restart needed.
     try:
+        check_answering()
         with current_app.extensions["db_engine"].connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:

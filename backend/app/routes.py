@@ -2,11 +2,11 @@
 
 import json
 
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 
-from . import posts
+from . import idempotency, posts
 from .db import connection
 from .errors import ApiError, NotFoundError
 
@@ -70,9 +70,26 @@ def list_posts():
 @bp.post("/api/posts")
 def create_post():
     title, body = posts.validate_post(json_body())
-    post = posts.create_post(connection(), title, body)
-    location = url_for("posts.get_post", post_id=post["id"])
-    return jsonify(post), 201, {"Location": location}
+    key = idempotency.requested_key(request.headers)
+    if key is None:
+        return _created(posts.create_post(connection(), title, body))
+    idempotency.purge_expired(current_app.extensions["db_engine"])
+    conn = connection()
+    content = idempotency.content_sha256(title, body)
+    replay = idempotency.claim(conn, g.token_sha256, key, content)
+    if replay is not None:
+        return replay
+    response = _created(posts.create_post(conn, title, body))
+    # Committed with the post (app.db commits after the request), or rolled back with it.
+    idempotency.record(conn, g.token_sha256, key, response)
+    return response
+
+
+def _created(post):
+    response = jsonify(post)
+    response.status_code = 201
+    response.headers["Location"] = url_for("posts.get_post", post_id=post["id"])
+    return response
 
 
 @bp.get("/api/posts/<post_id:post_id>")

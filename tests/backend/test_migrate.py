@@ -36,7 +36,7 @@ def test_running_migrate_again_changes_nothing_and_keeps_data(migrated, migrator
     result = run_migrate(migrator_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert query(migrator_env, "SELECT COUNT(*) FROM posts") == before
-    assert query(migrator_env, "SELECT version_num FROM alembic_version") == (("0002",),)
+    assert query(migrator_env, "SELECT version_num FROM alembic_version") == (("0003",),)
 
 
 def test_sample_posts_are_seeded_only_when_asked_and_only_into_an_empty_table(

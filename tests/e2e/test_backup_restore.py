@@ -122,7 +122,7 @@ def damaged(kind, backup, tmp_path):
     if kind == "truncated dump":
         return copy_with_checksum(backup, target, gzip.compress(sql[: len(sql) * 2 // 3]))
     if kind == "newer schema":
-        newer = sql.replace(b"('0002')", b"('9999')")
+        newer = sql.replace(b"('0003')", b"('9999')")
         assert newer != sql
         return copy_with_checksum(backup, target, gzip.compress(newer))
     raise ValueError(kind)
@@ -134,7 +134,7 @@ REFUSALS = {
     "corrupted bytes": "is corrupt or truncated: ",
     "truncated file": "is corrupt or truncated: ",
     "truncated dump": "is truncated: the dump lacks mariadb-dump's closing",
-    "newer schema": "is at schema revision 9999, newer than this code (head: 0002)",
+    "newer schema": "is at schema revision 9999, newer than this code (head: 0003)",
 }
 
 

@@ -165,6 +165,13 @@ class Stack(Protocol):
         Natively start_db() brings it back; under compose the restart policy does (the
         container exits with its server), and start_db() waits until it accepts connections."""
 
+    def freeze_db(self) -> None:
+        """SIGSTOP the database server, as a hung server behaves: its port still accepts
+        connections (the kernel's backlog), nothing answers. thaw_db() resumes it."""
+
+    def thaw_db(self) -> None:
+        """SIGCONT the server freeze_db() stopped."""
+
     def other_client_status(self, path: str) -> int:
         """Status of GET PATH sent to nginx over HTTPS by another client than the tests' (another
         address for the per-client limits: natively 127.0.0.3, under compose a backend

@@ -285,6 +285,14 @@ class ComposeStack(ScriptOperations):
         return int(self.exec("backend", "python", "-c", script, check=True).stdout)
 
     # --- compose-only faults (tests/containers/test_replica_faults.py) ---------------------
+    def freeze_db(self):
+        (container,) = self.container_ids("db")
+        os.kill(self.host_pid(container, "mariadbd"), signal.SIGSTOP)
+
+    def thaw_db(self):
+        (container,) = self.container_ids("db")
+        os.kill(self.host_pid(container, "mariadbd"), signal.SIGCONT)
+
     def pause_backend(self):
         """Freeze one backend replica (`docker pause`): its sockets stay open and accept, nothing
         answers. Returns its container id, for unpause_backend()."""

@@ -264,6 +264,12 @@ class NativeStack(ScriptOperations):
         self._need(self.db, "db").kill()
         self._record("db", None)
 
+    def freeze_db(self) -> None:
+        os.kill(self._need(self.db, "db")._proc.pid, signal.SIGSTOP)
+
+    def thaw_db(self) -> None:
+        os.kill(self._need(self.db, "db")._proc.pid, signal.SIGCONT)
+
     def other_client_status(self, path: str) -> int:
         host, port = self.base_url.rsplit("://", 1)[1].rsplit(":", 1)
         context = ssl.create_default_context(cafile=self.ca_bundle)
