@@ -77,7 +77,6 @@ def test_frozen_database_answers_503_fast_keeps_no_write_and_serves_the_rest(sta
         assert seconds < API_BOUND, answers
     assert others, "nothing else was asked while the database was frozen"
     assert all(status == 200 for _, status, _ in others), others
-    print(answers, others)
     assert max(seconds for _, _, seconds in others) < NO_DATABASE_BOUND, others
 
     # Thawed, the server runs what it had buffered, then finds the client gone: the write that
