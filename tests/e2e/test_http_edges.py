@@ -86,7 +86,7 @@ def test_scheme_headers_from_the_client_do_not_reach_gunicorn(stack, client):
 
 
 @pytest.mark.parametrize(
-    "title", ["\u200b", "\ufeff", "\u2060", "\u3164", "a\x00b", "a\x01b"], ids=repr
+    "title", ["\u200b", "\ufeff", "\u2060", "\u3164", "\ufe0f", "a\x00b", "a\x01b"], ids=repr
 )
 def test_title_without_visible_text_or_with_controls_is_422(stack, writer, title):
     response = writer.post(stack.base_url + "/api/posts", json={"title": title, "body": "b"})
