@@ -3,7 +3,7 @@
 import json
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.routing import BaseConverter
 
 from . import posts
@@ -30,6 +30,16 @@ class PostId(BaseConverter):
 def _register_converter(state):
     # Runs when the blueprint is registered, before its URL rules are compiled.
     state.app.url_map.converters["post_id"] = PostId
+
+
+@bp.before_app_request
+def _encoded_slash_is_no_route():
+    # Routes match PATH_INFO, where the server has already decoded %2F into "/", so
+    # /api/posts%2F1 would reach post 1. An encoded slash is data, not a separator (RFC 3986 2.2),
+    # and no route holds one: the raw URI (gunicorn's RAW_URI, Werkzeug's REQUEST_URI) tells.
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if "%2f" in raw.partition("?")[0].lower():
+        raise NotFound()
 
 
 def json_body():

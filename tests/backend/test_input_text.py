@@ -124,6 +124,16 @@ def test_post_ids_are_canonical_ascii_digits_anything_else_is_404(writer, path):
         assert_error(response, 404, "not_found")
 
 
+@pytest.mark.parametrize("separator", ["%2F", "%2f"])
+def test_encoded_slash_is_not_a_path_separator_so_no_route_is_404(writer, separator):
+    post = writer.post("/api/posts", json=VALID).get_json()
+    path = f"/api/posts{separator}{post['id']}"
+    for method in ("GET", "PUT", "DELETE"):
+        response = writer.open(path, method=method, json={**VALID, "title": "changed"})
+        assert_error(response, 404, "not_found")
+    assert writer.get(f"/api/posts/{post['id']}").get_json() == post
+
+
 def test_canonical_id_still_reaches_its_post(writer):
     post = writer.post("/api/posts", json=VALID).get_json()
     assert writer.get(f"/api/posts/{post['id']}").get_json() == post

@@ -122,6 +122,17 @@ def test_only_the_canonical_id_reaches_a_post(stack, client, writer, post_id):
     assert client.get(stack.base_url + f"/api/posts/{post['id']}").status_code == 200
 
 
+@pytest.mark.parametrize("separator", ["%2F", "%2f"])
+def test_encoded_slash_is_not_a_path_separator(stack, client, writer, separator):
+    post = writer.post(stack.base_url + "/api/posts", json={"title": "slash", "body": "b"}).json()
+    url = stack.base_url + f"/api/posts{separator}{post['id']}"
+    response = client.get(url)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "not_found"
+    assert writer.put(url, json={"title": "changed", "body": "b"}).status_code == 404
+    assert client.get(stack.base_url + f"/api/posts/{post['id']}").json() == post
+
+
 def test_every_log_line_stays_one_utf8_json_object_whatever_the_client_sends(stack, client):
     path = client.get(stack.base_url + "/search/%C3%85ngstr%C3%B6m")
     agent = client.get(stack.base_url + "/api/posts", headers={"User-Agent": "x\x85y"})
