@@ -2,13 +2,13 @@
 
 import json
 
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
-from werkzeug.exceptions import BadRequest, NotFound
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
 from . import posts
 from .db import connection
-from .errors import ApiError, NotFoundError
+from .errors import ApiError, NotFoundError, ValidationError
 
 bp = Blueprint("posts", __name__)
 
@@ -42,12 +42,31 @@ def _encoded_slash_is_no_route():
         raise NotFound()
 
 
+def _unique_keys(pairs):
+    # json.loads keeps the last of two equal keys: {"title": "a", "title": "b"} would be "b".
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValidationError(key, "appears more than once")
+        seen.add(key)
+    return dict(pairs)
+
+
 def json_body():
+    codings = [c.strip().lower() for c in request.headers.get("Content-Encoding", "").split(",")]
+    if any(coding not in ("", "identity") for coding in codings):
+        # RFC 9110 15.5.16: say which content codings are accepted.
+        raise ApiError(
+            "send the body uncompressed (Content-Encoding: identity)",
+            415,
+            "unsupported_media_type",
+            {"Accept-Encoding": "identity"},
+        )
     if not request.is_json:
         raise ApiError("send the body as application/json", 415, "unsupported_media_type")
     try:
-        return request.get_json()
-    except BadRequest:
+        return current_app.json.loads(request.get_data(), object_pairs_hook=_unique_keys)
+    except ValueError:  # JSONDecodeError, and bytes in no encoding JSON allows
         raise ApiError("request body is not valid JSON", 400, "malformed_json") from None
     except RecursionError:
         # json.loads recurses per nesting level; no valid post is nested more than one level.
