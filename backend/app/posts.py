@@ -97,11 +97,14 @@ _ABOVE_ALL_IDS = 2**31
 
 
 def list_posts_json(conn, limit=LIMIT_DEFAULT, before=None, offset=0):
-    """list_posts' page as (JSON array text of its summaries, how many, the last id or None)."""
-    params = {"before": before or _ABOVE_ALL_IDS, "limit": limit, "offset": offset}
+    """list_posts' page as (JSON array text of its summaries, the id the next page starts below,
+    or None when no post follows)."""
+    # One row more than the page says whether a post follows; a full last page then links nowhere.
+    params = {"before": before or _ABOVE_ALL_IDS, "limit": limit + 1, "offset": offset}
     rows = conn.execute(_LIST_JSON, {**params, "excerpt_max": EXCERPT_MAX}).all()
-    items = "[" + ",".join(row.item for row in rows) + "]"
-    return items, len(rows), rows[-1].id if rows else None
+    page = rows[:limit]
+    items = "[" + ",".join(row.item for row in page) + "]"
+    return items, page[-1].id if len(rows) > limit else None
 
 
 def get_post(conn, post_id):

@@ -87,9 +87,8 @@ def index():
 @bp.get("/api/posts")
 def list_posts():
     limit, before, offset = posts.parse_page(request.args)
-    items, count, last_id = posts.list_posts_json(connection(), limit, before, offset)
-    # A full page may have more behind it: the next one starts below its last id.
-    next_page = url_for("posts.list_posts", limit=limit, before=last_id) if count == limit else None
+    items, next_before = posts.list_posts_json(connection(), limit, before, offset)
+    next_page = url_for("posts.list_posts", limit=limit, before=next_before) if next_before else None
     # What jsonify(posts=..., limit=..., offset=..., next=...) sends, with the items as MariaDB
     # encoded them: "posts" sorts last, so it closes the object.
     head = json.dumps({"limit": limit, "next": next_page, "offset": offset}, separators=(",", ":"))
