@@ -37,7 +37,7 @@ class TokenOutsideTheHeader(Unauthorized):
 
     def __init__(self):
         super().__init__(
-            "send the token in an Authorization: Bearer <token> header, never in the URL or the body",
+            "send the token in an Authorization: Bearer <token> header, not in the URL or body",
             f'{CHALLENGE}, error="invalid_request"',
         )
 
@@ -46,7 +46,8 @@ def _token_outside_the_header():
     if "access_token" in request.args:
         return True
     # Only a form body can carry one (RFC 6750 2.2); a JSON body is not parsed here.
-    return request.mimetype == "application/x-www-form-urlencoded" and "access_token" in request.form
+    form = request.mimetype == "application/x-www-form-urlencoded"
+    return form and "access_token" in request.form
 
 
 def _digest(token):

@@ -88,7 +88,9 @@ def index():
 def list_posts():
     limit, before, offset = posts.parse_page(request.args)
     items, next_before = posts.list_posts_json(connection(), limit, before, offset)
-    next_page = url_for("posts.list_posts", limit=limit, before=next_before) if next_before else None
+    next_page = (
+        url_for("posts.list_posts", limit=limit, before=next_before) if next_before else None
+    )
     # What jsonify(posts=..., limit=..., offset=..., next=...) sends, with the items as MariaDB
     # encoded them: "posts" sorts last, so it closes the object.
     head = json.dumps({"limit": limit, "next": next_page, "offset": offset}, separators=(",", ":"))
