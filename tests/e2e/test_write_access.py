@@ -92,23 +92,22 @@ def test_a_token_in_the_query_is_400_and_redacted_in_the_proxy_and_backend_logs(
         assert token not in stack.logs(service), f"{service} logged the token sent in the query"
 
 
-def test_a_token_in_a_form_body_is_400(stack, client):
-    response = client.post(
+def test_a_token_in_a_form_body_is_400(stack, writer):
+    # `writer` for its patience with the write limit; the token travels in the body alone.
+    response = writer.post(
         stack.base_url + "/api/posts",
         data={"title": "t", "body": "b", "access_token": stack.write_token},
+        headers={"Authorization": None},
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
 
 
-def test_token_after_several_spaces_is_accepted(stack, client):
-    created = client.post(
+def test_token_after_several_spaces_is_accepted(stack, writer):
+    created = writer.post(
         stack.base_url + "/api/posts",
         json={"title": "spaces", "body": "b"},
         headers={"Authorization": f"Bearer   {stack.write_token}"},
     )
     assert created.status_code == 201, created.text
-    client.delete(
-        stack.base_url + created.headers["Location"],
-        headers={"Authorization": f"Bearer {stack.write_token}"},
-    )
+    writer.delete(stack.base_url + created.headers["Location"])
