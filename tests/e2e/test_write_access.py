@@ -1,10 +1,11 @@
 """Through the proxy: reads are public, writes need a bearer token, and no token is ever logged."""
 
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.helpers import log_entry
+from tests.e2e.helpers import log_entry, raw_https
 
 WRONG_TOKEN = "W" * 40
 
@@ -88,6 +89,22 @@ def test_a_token_in_the_query_is_400_and_redacted_in_the_proxy_and_backend_logs(
         stack, "backend", "gunicorn's access line", request_id=request_id, logger="gunicorn.access"
     )
     assert access["query"] == f"marker={marker}&access_token=[redacted]"
+
+    # The name percent-encoded, which the backend decodes (no HTTP library sends it so).
+    host = urlsplit(stack.base_url).netloc
+    request = f"GET /api/posts?access%5Ftoken={token} HTTP/1.1\r\nHost: {host}\r\n"
+    status, headers, _ = raw_https(stack, (request + "Connection: close\r\n\r\n").encode())
+    assert status == 400
+    proxy = log_entry(stack, "proxy", "nginx's access line", request_id=headers["x-request-id"])
+    assert proxy["uri"] == "/api/posts?access%5Ftoken=[redacted]"
+    access = log_entry(
+        stack,
+        "backend",
+        "gunicorn's access line",
+        request_id=headers["x-request-id"],
+        logger="gunicorn.access",
+    )
+    assert access["query"] == "access%5Ftoken=[redacted]"
     for service in ("proxy", "backend"):
         assert token not in stack.logs(service), f"{service} logged the token sent in the query"
 
