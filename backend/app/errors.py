@@ -25,11 +25,12 @@ class ApiError(Exception):
     error = "bad_request"
     headers = None
 
-    def __init__(self, message, status=None, error=None):
+    def __init__(self, message, status=None, error=None, headers=None):
         super().__init__(message)
         self.message = message
         self.status = status or self.status
         self.error = error or self.error
+        self.headers = headers or self.headers
 
 
 class ValidationError(ApiError):

@@ -29,6 +29,19 @@ def request_id():
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# The value of an access_token parameter (RFC 6750 2.3), its name percent-encoded too, as Werkzeug
+# decodes it. Such requests are refused (app/auth.py) but still logged, by gunicorn (query) and
+# Werkzeug's development server (request line), and no token may reach a log.
+_ACCESS_TOKEN_VALUE = re.compile(
+    r"((?:a|%61)(?:c|%63)(?:c|%63)(?:e|%65)(?:s|%73)(?:s|%73)(?:_|%5f)"
+    r"(?:t|%74)(?:o|%6f)(?:k|%6b)(?:e|%65)(?:n|%6e)=)[^&\s\"']*",
+    re.IGNORECASE,
+)
+
+
+def redact(text):
+    """TEXT with the value of every access_token parameter replaced by [redacted]."""
+    return _ACCESS_TOKEN_VALUE.sub(r"\1[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,14 +53,15 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             # Terminal colours (Werkzeug's development server adds them) are no part of a message.
-            "message": _ANSI_ESCAPE.sub("", record.getMessage()),
+            "message": redact(_ANSI_ESCAPE.sub("", record.getMessage())),
         }
         rid = getattr(record, "request_id", None) or request_id()
         if rid:
             entry["request_id"] = rid
-        entry.update(getattr(record, "fields", None) or {})
+        for name, value in (getattr(record, "fields", None) or {}).items():
+            entry[name] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+            entry["exc_info"] = redact(self.formatException(record.exc_info))
         # ASCII JSON: what a client sends can put U+0085 or U+2028 (line breaks to many readers)
         # or a lone surrogate (not encodable as UTF-8) into a message; escaped, each entry stays
         # one line of valid UTF-8.

@@ -1,8 +1,8 @@
 """Posts: the table and its queries (SQLAlchemy Core), plus input validation."""
 
 import re
-import unicodedata
 
+import regex
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -97,11 +97,14 @@ _ABOVE_ALL_IDS = 2**31
 
 
 def list_posts_json(conn, limit=LIMIT_DEFAULT, before=None, offset=0):
-    """list_posts' page as (JSON array text of its summaries, how many, the last id or None)."""
-    params = {"before": before or _ABOVE_ALL_IDS, "limit": limit, "offset": offset}
+    """list_posts' page as (JSON array text of its summaries, the id the next page starts below,
+    or None when no post follows)."""
+    # One row more than the page says whether a post follows; a full last page then links nowhere.
+    params = {"before": before or _ABOVE_ALL_IDS, "limit": limit + 1, "offset": offset}
     rows = conn.execute(_LIST_JSON, {**params, "excerpt_max": EXCERPT_MAX}).all()
-    items = "[" + ",".join(row.item for row in rows) + "]"
-    return items, len(rows), rows[-1].id if rows else None
+    page = rows[:limit]
+    items = "[" + ",".join(row.item for row in page) + "]"
+    return items, page[-1].id if len(rows) > limit else None
 
 
 def get_post(conn, post_id):
@@ -128,19 +131,17 @@ def delete_post(conn, post_id):
 
 # What text is valid (README, "The API"): Unicode characters only, so no lone UTF-16 surrogate
 # (JSON's "\ud800", or CESU-8 bytes); no control characters (C0, DEL, C1, NUL among them), except
-# newline and tab in a body; and a title a reader can see: whitespace, format characters (zero-width
-# space, BOM, word joiner) and blank letters alone are empty. Bidi controls are allowed (Arabic and
+# newline and tab in a body; and a title a reader can see. Bidi controls are allowed (Arabic and
 # Hebrew need them) and isolated on the page (<bdi>), so they cannot reorder what follows.
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _TITLE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# Letters and symbols that render as nothing: the Hangul fillers and the blank Braille pattern.
-_BLANK_GRAPHIC = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
-def _visible(char):
-    # Z*: separators (spaces), C*: controls, format characters, surrogates, private use, unassigned.
-    return unicodedata.category(char)[0] not in "ZC" and char not in _BLANK_GRAPHIC
+# A character a reader sees: not a separator (Z: spaces), not C (controls, format characters,
+# surrogates, private use, unassigned), not one Unicode says renders as nothing on its own
+# (Default_Ignorable_Code_Point: variation selectors, zero-width and Hangul fillers, among them
+# marks outside C), and not the blank Braille pattern, a symbol with no dots. The regex module
+# carries its own Unicode data, so both Python runtimes judge a title alike.
+_VISIBLE = regex.compile(r"[^\p{Z}\p{C}\p{Default_Ignorable_Code_Point}\u2800]")
 
 
 def _check_text(field, value, control):
@@ -164,7 +165,7 @@ def validate_post(data):
     if len(title) > TITLE_MAX:
         raise ValidationError("title", f"at most {TITLE_MAX} characters")
     _check_text("title", title, _TITLE_CONTROL)
-    if not any(_visible(char) for char in title):
+    if not _VISIBLE.search(title):
         raise ValidationError("title", "must not be empty: it needs a visible character")
     if not isinstance(body, str):
         raise ValidationError("body", "required, a string")

@@ -3,12 +3,12 @@
 import json
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
 from . import idempotency, posts
 from .db import connection
-from .errors import ApiError, NotFoundError
+from .errors import ApiError, NotFoundError, ValidationError
 
 bp = Blueprint("posts", __name__)
 
@@ -32,12 +32,41 @@ def _register_converter(state):
     state.app.url_map.converters["post_id"] = PostId
 
 
+@bp.before_app_request
+def _encoded_slash_is_no_route():
+    # Routes match PATH_INFO, where the server has already decoded %2F into "/", so
+    # /api/posts%2F1 would reach post 1. An encoded slash is data, not a separator (RFC 3986 2.2),
+    # and no route holds one: the raw URI (gunicorn's RAW_URI, Werkzeug's REQUEST_URI) tells.
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if "%2f" in raw.partition("?")[0].lower():
+        raise NotFound()
+
+
+def _unique_keys(pairs):
+    # json.loads keeps the last of two equal keys: {"title": "a", "title": "b"} would be "b".
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValidationError(key, "appears more than once")
+        seen.add(key)
+    return dict(pairs)
+
+
 def json_body():
+    codings = [c.strip().lower() for c in request.headers.get("Content-Encoding", "").split(",")]
+    if any(coding not in ("", "identity") for coding in codings):
+        # RFC 9110 15.5.16: say which content codings are accepted.
+        raise ApiError(
+            "send the body uncompressed (Content-Encoding: identity)",
+            415,
+            "unsupported_media_type",
+            {"Accept-Encoding": "identity"},
+        )
     if not request.is_json:
         raise ApiError("send the body as application/json", 415, "unsupported_media_type")
     try:
-        return request.get_json()
-    except BadRequest:
+        return current_app.json.loads(request.get_data(), object_pairs_hook=_unique_keys)
+    except ValueError:  # JSONDecodeError, and bytes in no encoding JSON allows
         raise ApiError("request body is not valid JSON", 400, "malformed_json") from None
     except RecursionError:
         # json.loads recurses per nesting level; no valid post is nested more than one level.
@@ -58,9 +87,10 @@ def index():
 @bp.get("/api/posts")
 def list_posts():
     limit, before, offset = posts.parse_page(request.args)
-    items, count, last_id = posts.list_posts_json(connection(), limit, before, offset)
-    # A full page may have more behind it: the next one starts below its last id.
-    next_page = url_for("posts.list_posts", limit=limit, before=last_id) if count == limit else None
+    items, next_before = posts.list_posts_json(connection(), limit, before, offset)
+    next_page = (
+        url_for("posts.list_posts", limit=limit, before=next_before) if next_before else None
+    )
     # What jsonify(posts=..., limit=..., offset=..., next=...) sends, with the items as MariaDB
     # encoded them: "posts" sorts last, so it closes the object.
     head = json.dumps({"limit": limit, "next": next_page, "offset": offset}, separators=(",", ":"))

@@ -1,5 +1,6 @@
 """Every 4xx/5xx is JSON {"error", "message", "request_id"}; no internals leak."""
 
+import gzip
 import io
 import json
 import logging
@@ -9,6 +10,7 @@ import pytest
 from app import create_app
 from app.config import Config
 from app.logging import JsonFormatter
+from tests.stack import free_port
 
 
 def assert_error(response, status, error=None):
@@ -33,6 +35,56 @@ def test_deeply_nested_json_is_400_not_a_crash(writer, depth):
     response = writer.post("/api/posts", data=body, content_type="application/json")
     data = assert_error(response, 400, "malformed_json")
     assert "nested" in data["message"]
+
+
+@pytest.mark.parametrize(
+    "document,field",
+    [
+        ('{"title": "a", "title": "b", "body": "x"}', "title"),
+        ('{"title": "a", "body": "x", "body": "y"}', "body"),
+        ('{"title": "a", "body": "x", "title": "a"}', "title"),
+    ],
+    ids=["title-twice", "body-twice", "same-value-twice"],
+)
+def test_duplicate_keys_are_422_naming_the_field(writer, document, field):
+    response = writer.post("/api/posts", data=document, content_type="application/json")
+    assert assert_error(response, 422, "validation_failed")["field"] == field
+
+
+@pytest.mark.parametrize("coding", ["gzip", "GZIP", "deflate", "br", "identity, gzip"])
+def test_compressed_request_body_is_415_asking_for_identity(writer, coding):
+    body = gzip.compress(json.dumps({"title": "zipped", "body": "x"}).encode())
+    response = writer.post(
+        "/api/posts",
+        data=body,
+        content_type="application/json",
+        headers={"Content-Encoding": coding},
+    )
+    assert_error(response, 415, "unsupported_media_type")
+    assert response.headers["Accept-Encoding"] == "identity"
+
+
+def test_identity_content_coding_is_accepted(writer):
+    response = writer.post(
+        "/api/posts", json={"title": "plain", "body": "x"}, headers={"Content-Encoding": "identity"}
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def test_content_coding_is_refused_before_any_database_work(app_env, write_token):
+    # No database behind this app: a request that got past the check would answer 503.
+    unreachable = {**app_env, "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}
+    app = create_app(Config.from_env(unreachable))
+    try:
+        response = app.test_client().post(
+            "/api/posts",
+            data=gzip.compress(b'{"title": "t", "body": "b"}'),
+            content_type="application/json",
+            headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {write_token}"},
+        )
+        assert_error(response, 415, "unsupported_media_type")
+    finally:
+        app.extensions["db_engine"].dispose()
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])

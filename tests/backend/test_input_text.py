@@ -55,6 +55,26 @@ def test_title_that_is_empty_to_a_reader_is_422(writer, title):
     assert assert_error(response, 422, "validation_failed")["field"] == "title"
 
 
+# Unicode's Default_Ignorable_Code_Point characters render as nothing on their own, whatever their
+# category: variation selectors and Mongolian ones are combining marks (Mn), not format characters.
+@pytest.mark.parametrize(
+    "title",
+    ["\ufe0f", "\ufe0e\ufe0f", "\U000e0100", "\u180b", "\u034f", "\u17b4", " \ufe0f\u200b"],
+    ids=["vs16", "vs15-vs16", "vs17", "mongolian-fvs1", "grapheme-joiner", "khmer-inherent-aq",
+         "mixed"],
+)  # fmt: skip
+def test_title_of_only_default_ignorable_characters_is_422(writer, title):
+    response = writer.post("/api/posts", json={**VALID, "title": title})
+    assert assert_error(response, 422, "validation_failed")["field"] == "title"
+
+
+def test_title_with_a_visible_character_beside_ignorable_ones_is_accepted(writer):
+    title = "\u2764\ufe0f \u200b"  # red heart, emoji presentation
+    response = writer.post("/api/posts", json={**VALID, "title": title})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["title"] == title
+
+
 @pytest.mark.parametrize("char", ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9b", "\n", "\t"])
 def test_control_characters_are_refused_in_a_title(writer, char):
     response = writer.post("/api/posts", json={**VALID, "title": f"a{char}b"})
@@ -102,6 +122,16 @@ def test_post_ids_are_canonical_ascii_digits_anything_else_is_404(writer, path):
     for method in ("GET", "PUT", "DELETE"):
         response = writer.open(path, method=method, json=VALID)
         assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("separator", ["%2F", "%2f"])
+def test_encoded_slash_is_not_a_path_separator_so_no_route_is_404(writer, separator):
+    post = writer.post("/api/posts", json=VALID).get_json()
+    path = f"/api/posts{separator}{post['id']}"
+    for method in ("GET", "PUT", "DELETE"):
+        response = writer.open(path, method=method, json={**VALID, "title": "changed"})
+        assert_error(response, 404, "not_found")
+    assert writer.get(f"/api/posts/{post['id']}").get_json() == post
 
 
 def test_canonical_id_still_reaches_its_post(writer):

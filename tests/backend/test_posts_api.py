@@ -3,6 +3,8 @@
 import html
 import json
 
+from sqlalchemy import text
+
 
 def create(writer, title="A title", body="A body"):
     response = writer.post("/api/posts", json={"title": title, "body": body})
@@ -62,6 +64,19 @@ def test_list_pages_with_the_next_link_until_the_last_page(writer):
     oldest = min(p["id"] for p in writer.get("/api/posts?limit=100").get_json()["posts"])
     last = writer.get(f"/api/posts?limit=2&before={oldest}").get_json()
     assert (last["posts"], last["next"]) == ([], None)
+
+
+def test_exactly_full_last_page_has_no_next_link(app, writer):
+    create(writer, "older")
+    create(writer, "newer")
+    with app.extensions["db_engine"].connect() as conn:
+        oldest, second = conn.execute(text("SELECT id FROM posts ORDER BY id LIMIT 2")).scalars()
+    last = writer.get(f"/api/posts?limit=1&before={second}").get_json()
+    assert [p["id"] for p in last["posts"]] == [oldest]
+    assert last["next"] is None
+    # Control: a full page with a post behind it does link on.
+    page = writer.get(f"/api/posts?limit=1&before={second + 1}").get_json()
+    assert page["next"] == f"/api/posts?limit=1&before={second}"
 
 
 def test_list_items_carry_an_excerpt_not_the_body(writer):

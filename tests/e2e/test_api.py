@@ -1,5 +1,6 @@
 """The application through the proxy: CRUD, JSON errors, escaping, and a page that keeps its CSP."""
 
+import gzip
 import uuid
 from html.parser import HTMLParser
 
@@ -64,8 +65,18 @@ def test_posts_crud_through_the_proxy(stack, client, writer):
             "unsupported_media_type",
         ),
         ("POST", "/api/posts", {"json": {"title": "", "body": "x"}}, 422, "validation_failed"),
+        (
+            "POST",
+            "/api/posts",
+            {
+                "data": '{"title": "a", "title": "b", "body": "x"}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            422,
+            "validation_failed",
+        ),
     ],
-    ids=["400", "400-nested", "404", "405", "415", "422"],
+    ids=["400", "400-nested", "404", "405", "415", "422", "422-duplicate-key"],
 )
 def test_errors_are_json_with_error_message_and_request_id(
     stack, writer, method, path, kwargs, status, error
@@ -80,6 +91,17 @@ def test_errors_are_json_with_error_message_and_request_id(
         assert body["error"] == error
     # The id in the body is the one nginx returned (and logged).
     assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_compressed_request_body_is_415_asking_for_identity(stack, writer):
+    response = writer.post(
+        stack.base_url + "/api/posts",
+        data=gzip.compress(b'{"title": "zipped", "body": "x"}'),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["error"] == "unsupported_media_type"
+    assert response.headers["Accept-Encoding"] == "identity"
 
 
 def test_xss_is_stored_verbatim_and_escaped_on_the_page(stack, client, writer):

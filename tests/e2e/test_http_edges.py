@@ -86,7 +86,7 @@ def test_scheme_headers_from_the_client_do_not_reach_gunicorn(stack, client):
 
 
 @pytest.mark.parametrize(
-    "title", ["\u200b", "\ufeff", "\u2060", "\u3164", "a\x00b", "a\x01b"], ids=repr
+    "title", ["\u200b", "\ufeff", "\u2060", "\u3164", "\ufe0f", "a\x00b", "a\x01b"], ids=repr
 )
 def test_title_without_visible_text_or_with_controls_is_422(stack, writer, title):
     response = writer.post(stack.base_url + "/api/posts", json={"title": title, "body": "b"})
@@ -120,6 +120,17 @@ def test_only_the_canonical_id_reaches_a_post(stack, client, writer, post_id):
     # A write aimed at another spelling of an id changes nothing.
     assert writer.delete(stack.base_url + f"/api/posts/{post_id}").status_code == 404
     assert client.get(stack.base_url + f"/api/posts/{post['id']}").status_code == 200
+
+
+@pytest.mark.parametrize("separator", ["%2F", "%2f"])
+def test_encoded_slash_is_not_a_path_separator(stack, client, writer, separator):
+    post = writer.post(stack.base_url + "/api/posts", json={"title": "slash", "body": "b"}).json()
+    url = stack.base_url + f"/api/posts{separator}{post['id']}"
+    response = client.get(url)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "not_found"
+    assert writer.put(url, json={"title": "changed", "body": "b"}).status_code == 404
+    assert client.get(stack.base_url + f"/api/posts/{post['id']}").json() == post
 
 
 def test_every_log_line_stays_one_utf8_json_object_whatever_the_client_sends(stack, client):
