@@ -71,42 +71,52 @@ def content_sha256(*parts):
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).digest()
 
 
-def claim(conn, token_sha256, key, request_sha256):
-    """Take KEY for this request in CONN's transaction; returns the stored answer of an earlier
-    request with the same key and content, or None when this request is the first."""
-    this_key = (keys.c.token_sha256 == token_sha256) & (keys.c.idempotency_key == key)
-    # SET STATEMENT innodb_lock_wait_timeout = 0: another transaction holding the key (its first
-    # request still running) is a 409 at once, not a wait until that request ends.
+# Every statement on a key runs with no lock wait: another transaction holding the key (its first
+# request still running) is a 409 at once, never a wait until that request ends, and a statement
+# that never waits for a lock cannot be part of a deadlock.
+_INSERT = sa.text(
+    "SET STATEMENT innodb_lock_wait_timeout = 0 FOR INSERT INTO idempotency_keys "
+    "(token_sha256, idempotency_key, request_sha256, status, location, body) "
+    "VALUES (:token, :key, :request, 0, '', '')"
+)
+_LOCK = sa.text(
+    "SET STATEMENT innodb_lock_wait_timeout = 0 FOR SELECT request_sha256, status, location, "
+    "body, created_at < NOW(6) - INTERVAL 1 DAY AS expired FROM idempotency_keys "
+    "WHERE token_sha256 = :token AND idempotency_key = :key FOR UPDATE"
+)
+_RECLAIM = sa.text(
+    "UPDATE idempotency_keys SET request_sha256 = :request, created_at = NOW(6), status = 0, "
+    "location = '', body = '' WHERE token_sha256 = :token AND idempotency_key = :key"
+)
+
+
+def _no_lock_wait(conn, statement, params):
     try:
-        conn.execute(
-            sa.text(
-                "SET STATEMENT innodb_lock_wait_timeout = 0 FOR "
-                "DELETE FROM idempotency_keys WHERE token_sha256 = :token "
-                "AND idempotency_key = :key AND created_at < NOW(6) - INTERVAL 1 DAY"
-            ),
-            {"token": token_sha256, "key": key},
-        )
-        conn.execute(
-            sa.text(
-                "SET STATEMENT innodb_lock_wait_timeout = 0 FOR "
-                "INSERT INTO idempotency_keys "
-                "(token_sha256, idempotency_key, request_sha256, status, location, body) "
-                "VALUES (:token, :key, :request, 0, '', '')"
-            ),
-            {"token": token_sha256, "key": key, "request": request_sha256},
-        )
-        return None
+        return conn.execute(statement, params)
     except DBAPIError as exc:
-        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-        if code == LOCK_WAIT_TIMEOUT:
+        if exc.orig is not None and exc.orig.args[:1] == (LOCK_WAIT_TIMEOUT,):
             raise ApiError(
                 f"a request with this {HEADER} is still being processed; retry shortly",
                 409,
                 "idempotency_key_in_use",
             ) from None
-        if code != DUPLICATE_ENTRY:
+        raise
+
+
+def claim(conn, token_sha256, key, request_sha256):
+    """Take KEY for this request in CONN's transaction; returns the stored answer of an earlier
+    request with the same key and content, or None when this request is the first."""
+    params = {"token": token_sha256, "key": key, "request": request_sha256}
+    try:
+        _no_lock_wait(conn, _INSERT, params)
+        return None
+    except DBAPIError as exc:
+        if exc.orig is None or exc.orig.args[:1] != (DUPLICATE_ENTRY,):
             raise
-    stored = conn.execute(sa.select(keys).where(this_key)).one()
+    stored = _no_lock_wait(conn, _LOCK, params).one()
+    if stored.expired:
+        conn.execute(_RECLAIM, params)
+        return None
     if stored.request_sha256 != request_sha256:
         raise ApiError(
             f"this {HEADER} was used for a request with other content; use a new key",
@@ -139,4 +149,7 @@ def purge_expired(engine):
         return
     _last_purge = time.monotonic()
     with engine.connect() as conn:
+        # READ COMMITTED takes no gap locks, so new keys are never held up by the purge.
+        conn.execution_options(isolation_level="READ COMMITTED")
         conn.execute(keys.delete().where(_EXPIRED).with_dialect_options(mysql_limit=PURGE_BATCH))
+        conn.commit()
