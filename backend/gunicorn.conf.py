@@ -65,11 +65,16 @@ preload_app = env("GUNICORN_PRELOAD", "0") == "1"
 # (127.0.0.1 by default: nginx, natively). The app's ProxyFix alone reads nginx's headers.
 forwarded_allow_ips = ""
 # nginx is the one that refuses oversized requests, with a JSON answer, a request id and a log
-# line; these limits sit above everything nginx passes (proxy/templates/limits.conf.template:
-# large_client_header_buffers 4 8k; an HTTP/2 path of 8 KB becomes a longer HTTP/1.1 line).
-limit_request_line = 0  # unlimited: nginx bounds it
-limit_request_field_size = 0  # unlimited: nginx bounds it
-limit_request_fields = 32768  # gunicorn's maximum; 32 KB of headers hold fewer lines than this
+# line; gunicorn must never refuse what nginx passed on (tests/e2e/test_header_limits.py), over
+# HTTP/1.1 or HTTP/2 (proxy/templates/limits.conf.template: large_client_header_buffers 4 8k).
+# 0 is the only value above 8,190 (gunicorn caps any other there): an HTTP/2 path nginx accepts
+# is 8 KB Huffman-coded, up to 13,107 bytes once decoded into the request line it passes on.
+limit_request_line = 0
+# nginx joins an HTTP/2 request's cookie fields into one line, as long as its whole 4 x 8 KB header
+# list (gunicorn reads 0 as 8,190, not as unlimited).
+limit_request_field_size = 64 * 1024
+# gunicorn's maximum: far above the fields nginx accepts (about 1,000, measured on 1.22).
+limit_request_fields = 32768
 # No runtime control socket: nothing to write on a read-only root, nothing to secure.
 control_socket_disable = True
 
