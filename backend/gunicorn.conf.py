@@ -19,7 +19,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/backend-metrics")  # noq
 # It must exist before that import: metrics without labels open their files at once.
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], mode=0o700, exist_ok=True)
 
-from app import metrics  # noqa: E402
+from app import metrics, refusals  # noqa: E402
 from app.config import Config, ConfigError  # noqa: E402
 from app.logging import JsonFormatter, wsgi_text  # noqa: E402
 
@@ -75,6 +75,9 @@ limit_request_line = 0
 limit_request_field_size = 64 * 1024
 # gunicorn's maximum: far above the fields nginx accepts (about 1,000, measured on 1.22).
 limit_request_fields = 32768
+# gunicorn answers a request it refuses (a control byte in a header value...) with an HTML page;
+# nginx passes that on. This stack's answer is JSON with the request id, from gunicorn too.
+refusals.install()
 # No runtime control socket: nothing to write on a read-only root, nothing to secure.
 control_socket_disable = True
 
@@ -88,12 +91,13 @@ loglevel = env("LOG_LEVEL", "info").lower()
 
 
 class JsonLogger(glogging.Logger):
-    """Gunicorn's own and access lines as JSON; access lines carry the request id."""
+    """Gunicorn's own and access lines as JSON; access lines and refusals carry the request id."""
 
     def setup(self, cfg):
         super().setup(cfg)
         for handler in self.error_log.handlers + self.access_log.handlers:
             handler.setFormatter(JsonFormatter())
+            handler.addFilter(refusals.with_request_id)
 
     def access(self, resp, req, environ, request_time):
         if not self.access_log_enabled:
