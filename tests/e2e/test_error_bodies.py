@@ -8,15 +8,18 @@ What nginx answers itself with this configuration, and where each is driven:
 - 413 (body too large): test_body_limit.py. 429 (rate limits): here, with Retry-After.
 - 497 (plain HTTP sent to the HTTPS port, answered as 400), 501 (a Transfer-Encoding other than
   chunked), 505 (an HTTP version other than 1.x): here.
-- 502 (backend closed the connection), 504 (backend silent past proxy_read_timeout), and 405,
-  412, 416 of the ACME webroot's static files: tests/static/test_nginx_config.py, against a stub
-  backend and a challenge file (the stack has neither a hung backend nor a challenge to serve).
+- 502 (backend closed the connection), 504 (backend silent past proxy_read_timeout), and 405 and
+  412 (a POST, a failed If-Match) on the ACME webroot's static files: tests/static/
+  test_nginx_config.py, against a stub backend and a challenge file (the stack has neither a hung
+  backend nor a challenge to serve).
 Not produced, and why:
 - 408: on client_header_timeout and client_body_timeout nginx closes the connection without an
   answer (it only logs 408), so no client ever reads one.
 - 500 and 503: no request can cause them here. nginx's 500 needs an internal failure (memory, a
   broken variable), and this configuration sends its limits' refusals as 429, not nginx's 503.
   Both still have JSON pages (json-errors.conf) in case.
+- 416: the ACME webroot serves tokens whole (max_ranges 0), and nginx applies no ranges to
+  proxied answers; the app's static files answer their own 416, in JSON.
 - 494, 495, 496: 494 is sent as 431; no client certificates are requested, so 495 and 496 never.
 
 What gunicorn refuses itself although nginx passed it on (gunicorn/workers/base.py handle_error,
