@@ -42,18 +42,19 @@ class Request(message.Request):
 
     _read = b""
 
-    def read_into(self, unreader, buf, stop=False):
-        super().read_into(unreader, buf, stop)
-        self._read = buf
-
-    def parse(self, unreader):
+    def __init__(self, *args, **kwargs):
+        # Parsing happens here: the request line and headers, then the body's framing.
         _refusing.request_id = None
         try:
-            return super().parse(unreader)
+            super().__init__(*args, **kwargs)
         except errors.ParseException:
             found = _REQUEST_ID.search(b"\r\n" + bytes(self._read))
             _refusing.request_id = found.group(1).decode("ascii") if found else None
             raise
+
+    def read_into(self, unreader, buf, stop=False):
+        super().read_into(unreader, buf, stop)
+        self._read = buf
 
 
 def write_error(sock, status_int, reason, mesg):
