@@ -113,12 +113,22 @@ def trip_write_limit(client, stack, max_requests=60):
     raise AssertionError(f"no 429 after {max_requests} writes in a burst")
 
 
-def write_limit():
-    """(writes per second, burst) of the proxy's write zone, from proxy/proxy.env, the file both
-    runtimes give nginx (compose: env_file)."""
+def _zone(rate, burst):
+    """(requests per second, burst) of a proxy zone, from proxy/proxy.env, the file both runtimes
+    give nginx (compose: env_file)."""
     env = load_env_file(PROXY_ENV)
-    count, unit = re.fullmatch(r"(\d+)r/([sm])", env["PROXY_WRITE_RATE"]).groups()
-    return int(count) / (1 if unit == "s" else 60), int(env["PROXY_WRITE_BURST"])
+    count, unit = re.fullmatch(r"(\d+)r/([sm])", env[rate]).groups()
+    return int(count) / (1 if unit == "s" else 60), int(env[burst])
+
+
+def write_limit():
+    """(writes per second, burst) of the proxy's write zone."""
+    return _zone("PROXY_WRITE_RATE", "PROXY_WRITE_BURST")
+
+
+def request_limit():
+    """(requests per second, burst) of the proxy's per-client zone, reads included."""
+    return _zone("PROXY_RATE", "PROXY_RATE_BURST")
 
 
 def wait_until_writes_recover(client, stack, timeout=15):
@@ -138,6 +148,19 @@ def wait_until_writes_recover(client, stack, timeout=15):
     waited = time.monotonic() - started
     time.sleep((burst + 1) / rate)
     return waited
+
+
+def wait_until_requests_recover(client, stack, timeout=15):
+    """Like wait_until_writes_recover, for the per-client request bucket (after a burst of
+    reads, such as a bisection)."""
+    rate, burst = request_limit()
+    wait_until(
+        lambda: client.get(stack.base_url + "/api/posts").status_code != 429,
+        timeout,
+        "a request to pass the rate limit again",
+        interval=0.05,
+    )
+    time.sleep((burst + 1) / rate)
 
 
 def raw_https(stack, request: bytes, timeout=10):

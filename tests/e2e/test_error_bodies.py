@@ -46,6 +46,8 @@ from tests.e2e.helpers import (
 )
 from tests.e2e.test_http_edges import assert_json_error, request_bytes
 
+pytestmark = pytest.mark.usefixtures("request_burst")
+
 
 def http1(stack, method, target, *headers, version="HTTP/1.1"):
     request = request_bytes(stack, method, target, *headers)

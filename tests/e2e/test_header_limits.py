@@ -15,6 +15,8 @@ import pytest
 from tests.e2e.helpers import h2_request, log_entry, raw_https
 from tests.e2e.test_http_edges import request_bytes
 
+pytestmark = pytest.mark.usefixtures("request_burst")
+
 PROTOCOLS = ["http/1.1", "h2"]
 
 
