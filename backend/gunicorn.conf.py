@@ -19,7 +19,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/backend-metrics")  # noq
 # It must exist before that import: metrics without labels open their files at once.
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], mode=0o700, exist_ok=True)
 
-from app import metrics  # noqa: E402
+from app import metrics, refusals  # noqa: E402
 from app.config import Config, ConfigError  # noqa: E402
 from app.logging import JsonFormatter, wsgi_text  # noqa: E402
 
@@ -67,11 +67,19 @@ preload_app = env("GUNICORN_PRELOAD", "0") == "1"
 # (127.0.0.1 by default: nginx, natively). The app's ProxyFix alone reads nginx's headers.
 forwarded_allow_ips = ""
 # nginx is the one that refuses oversized requests, with a JSON answer, a request id and a log
-# line; these limits sit above everything nginx passes (proxy/templates/limits.conf.template:
-# large_client_header_buffers 4 8k; an HTTP/2 path of 8 KB becomes a longer HTTP/1.1 line).
-limit_request_line = 0  # unlimited: nginx bounds it
-limit_request_field_size = 0  # unlimited: nginx bounds it
-limit_request_fields = 32768  # gunicorn's maximum; 32 KB of headers hold fewer lines than this
+# line; gunicorn must never refuse what nginx passed on (tests/e2e/test_header_limits.py), over
+# HTTP/1.1 or HTTP/2 (proxy/templates/limits.conf.template: large_client_header_buffers 4 8k).
+# 0 is the only value above 8,190 (gunicorn caps any other there): an HTTP/2 path nginx accepts
+# is 8 KB Huffman-coded, up to 13,107 bytes once decoded into the request line it passes on.
+limit_request_line = 0
+# nginx joins an HTTP/2 request's cookie fields into one line, as long as its whole 4 x 8 KB header
+# list (gunicorn reads 0 as 8,190, not as unlimited).
+limit_request_field_size = 64 * 1024
+# gunicorn's maximum: far above the fields nginx accepts (about 1,000, measured on 1.22).
+limit_request_fields = 32768
+# gunicorn answers a request it refuses (a control byte in a header value...) with an HTML page;
+# nginx passes that on. This stack's answer is JSON with the request id, from gunicorn too.
+refusals.install()
 # No runtime control socket: nothing to write on a read-only root, nothing to secure.
 control_socket_disable = True
 
@@ -85,12 +93,13 @@ loglevel = env("LOG_LEVEL", "info").lower()
 
 
 class JsonLogger(glogging.Logger):
-    """Gunicorn's own and access lines as JSON; access lines carry the request id."""
+    """Gunicorn's own and access lines as JSON; access lines and refusals carry the request id."""
 
     def setup(self, cfg):
         super().setup(cfg)
         for handler in self.error_log.handlers + self.access_log.handlers:
             handler.setFormatter(JsonFormatter())
+            handler.addFilter(refusals.with_request_id)
 
     def access(self, resp, req, environ, request_time):
         if not self.access_log_enabled:

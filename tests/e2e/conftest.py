@@ -12,7 +12,7 @@ import pytest
 import requests
 from urllib3.util.retry import Retry
 
-from tests.e2e.helpers import wait_until_writes_recover
+from tests.e2e.helpers import wait_until_requests_recover, wait_until_writes_recover
 from tests.stack import Stack, free_port
 from tests.stack.client import SourceAddressAdapter
 from tests.stack.native import NativeStack
@@ -108,3 +108,12 @@ def burst_writer(stack, writer):
     yield writer
     with make_client(stack) as client:
         wait_until_writes_recover(client, stack)
+
+
+@pytest.fixture(scope="module")
+def request_burst(stack):
+    """For a module whose tests spend the proxy's per-client request burst (bisections, many odd
+    requests): afterwards the bucket has drained, so the modules after it find the whole burst."""
+    yield
+    with make_client(stack) as client:
+        wait_until_requests_recover(client, stack)

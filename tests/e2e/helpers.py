@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import h2.config
+import h2.connection
+import h2.events
+
 from tests.stack import wait_until
 from tests.stack.nginx import load_env_file
 
@@ -109,12 +113,22 @@ def trip_write_limit(client, stack, max_requests=60):
     raise AssertionError(f"no 429 after {max_requests} writes in a burst")
 
 
-def write_limit():
-    """(writes per second, burst) of the proxy's write zone, from proxy/proxy.env, the file both
-    runtimes give nginx (compose: env_file)."""
+def _zone(rate, burst):
+    """(requests per second, burst) of a proxy zone, from proxy/proxy.env, the file both runtimes
+    give nginx (compose: env_file)."""
     env = load_env_file(PROXY_ENV)
-    count, unit = re.fullmatch(r"(\d+)r/([sm])", env["PROXY_WRITE_RATE"]).groups()
-    return int(count) / (1 if unit == "s" else 60), int(env["PROXY_WRITE_BURST"])
+    count, unit = re.fullmatch(r"(\d+)r/([sm])", env[rate]).groups()
+    return int(count) / (1 if unit == "s" else 60), int(env[burst])
+
+
+def write_limit():
+    """(writes per second, burst) of the proxy's write zone."""
+    return _zone("PROXY_WRITE_RATE", "PROXY_WRITE_BURST")
+
+
+def request_limit():
+    """(requests per second, burst) of the proxy's per-client zone, reads included."""
+    return _zone("PROXY_RATE", "PROXY_RATE_BURST")
 
 
 def wait_until_writes_recover(client, stack, timeout=15):
@@ -134,6 +148,19 @@ def wait_until_writes_recover(client, stack, timeout=15):
     waited = time.monotonic() - started
     time.sleep((burst + 1) / rate)
     return waited
+
+
+def wait_until_requests_recover(client, stack, timeout=15):
+    """Like wait_until_writes_recover, for the per-client request bucket (after a burst of
+    reads, such as a bisection)."""
+    rate, burst = request_limit()
+    wait_until(
+        lambda: client.get(stack.base_url + "/api/posts").status_code != 429,
+        timeout,
+        "a request to pass the rate limit again",
+        interval=0.05,
+    )
+    time.sleep((burst + 1) / rate)
 
 
 def raw_https(stack, request: bytes, timeout=10):
@@ -156,3 +183,52 @@ def raw_https(stack, request: bytes, timeout=10):
     headers = dict(line.split(":", 1) for line in header_lines)
     headers = {name.strip().lower(): value.strip() for name, value in headers.items()}
     return int(status_line.split()[1]), headers, body
+
+
+def h2_request(stack, path="/api/posts", *headers, method="GET", timeout=10):
+    """Send one HTTP/2 request to nginx, trusting the dev CA, with HEADERS ((name, value) pairs)
+    exactly as given: no validation or normalisation, each `cookie` pair its own field.
+
+    Returns (status, headers, body). A stream nginx resets or a connection it ends has status
+    None and the reason as its body.
+    """
+    host, port = urlsplit(stack.base_url).hostname, urlsplit(stack.base_url).port
+    context = ssl.create_default_context(cafile=stack.ca_bundle)
+    context.set_alpn_protocols(["h2"])
+    config = h2.config.H2Configuration(
+        client_side=True,
+        header_encoding="latin-1",
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        split_outbound_cookies=False,
+    )
+    connection = h2.connection.H2Connection(config=config)
+    pseudo = [
+        (":method", method),
+        (":scheme", "https"),
+        (":authority", urlsplit(stack.base_url).netloc),
+        (":path", path),
+    ]
+    with socket.create_connection(
+        (host, port), timeout=timeout, source_address=(stack.client_address, 0)
+    ) as sock, context.wrap_socket(sock, server_hostname=host) as tls:  # fmt: skip
+        assert tls.selected_alpn_protocol() == "h2", "nginx did not offer HTTP/2"
+        connection.initiate_connection()
+        stream = connection.get_next_available_stream_id()
+        connection.send_headers(stream, [*pseudo, *headers], end_stream=True)
+        tls.sendall(connection.data_to_send())
+        status, answer, body = None, {}, b""
+        while data := tls.recv(65536):
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    answer = dict(event.headers)
+                    status = int(answer.pop(":status"))
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    connection.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, h2.events.StreamEnded):
+                    return status, answer, body
+                elif isinstance(event, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                    return None, {}, f"{type(event).__name__}: {event.error_code!r}".encode()
+            tls.sendall(connection.data_to_send())
+    return None, {}, b"connection closed before the answer ended"

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,7 +61,8 @@ TIMEOUT = 10
 
 
 class StubHandler(http.server.BaseHTTPRequestHandler):
-    """GET echoes the request headers as JSON; POST answers 201; /close drops the connection."""
+    """GET echoes the request headers as JSON; POST answers 201; /close drops the connection;
+    /hang answers after nginx's proxy_read_timeout (5 s)."""
 
     seen: list[str] = []
 
@@ -83,6 +85,8 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if self.path == "/hang":
+            time.sleep(6)
         payload = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
         if self.path == "/big":
             payload["filler"] = "x" * 4096
@@ -453,6 +457,7 @@ def test_security_headers_on_every_response(proxy, client, method, path, body, s
     ("path", "body", "status", "error"),
     [
         ("/close", None, 502, "bad_gateway"),
+        ("/hang", None, 504, "gateway_timeout"),
         ("/api/posts", b"x" * 200_000, 413, "payload_too_large"),
     ],
 )
@@ -464,6 +469,33 @@ def test_errors_from_nginx_are_json_with_the_request_id(proxy, client, path, bod
     payload = response.json()
     assert payload["error"] == error and payload["message"]
     assert payload["request_id"] == response.headers["X-Request-ID"]
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "error"),
+    [
+        ("POST", {}, 405, "method_not_allowed"),
+        ("GET", {"If-Match": '"not-this-file"'}, 412, "precondition_failed"),
+    ],
+)
+def test_static_file_errors_are_json_with_the_request_id(
+    proxy, client, method, headers, status, error
+):
+    # The ACME webroot is the one place nginx serves files itself, with their own checks.
+    url = f"{proxy.http}/.well-known/acme-challenge/{ACME_FILE}"
+    response = client.request(method, url, headers=headers, allow_redirects=False, timeout=TIMEOUT)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    payload = response.json()
+    assert payload["error"] == error and payload["message"]
+    assert payload["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_acme_challenge_is_served_whole_whatever_range_is_asked(proxy, client):
+    url = f"{proxy.http}/.well-known/acme-challenge/{ACME_FILE}"
+    for asked in ("bytes=999999-", "bytes=0-1"):
+        response = client.get(url, headers={"Range": asked}, timeout=TIMEOUT)
+        assert (response.status_code, response.text) == (200, "token-content\n"), asked
 
 
 def test_largest_valid_post_passes_and_an_oversize_body_gets_413(proxy, client):
