@@ -46,37 +46,13 @@ def _as_dict(row):
     }
 
 
-def _as_summary(row):
-    return {
-        "id": row.id,
-        "title": row.title,
-        "excerpt": row.excerpt[:EXCERPT_MAX],
-        "truncated": len(row.excerpt) > EXCERPT_MAX,
-        "created_at": row.created_at.isoformat() + "Z",
-        "updated_at": row.updated_at.isoformat() + "Z",
-    }
-
-
-def list_posts(conn, limit=LIMIT_DEFAULT, before=None, offset=0):
-    """Summaries of the newest posts (with id < before, if given): an index range scan that reads
-    offset + limit rows, however large the table and however deep the page."""
-    # One character more than the excerpt tells whether the body goes on.
-    excerpt = sa.func.left(posts.c.body, EXCERPT_MAX + 1).label("excerpt")
-    query = sa.select(
-        posts.c.id, posts.c.title, excerpt, posts.c.created_at, posts.c.updated_at
-    ).order_by(posts.c.id.desc())
-    if before is not None:
-        query = query.where(posts.c.id < before)
-    query = query.limit(limit).offset(offset)
-    return [_as_summary(row) for row in conn.execute(query)]
-
-
-# list_posts' page with each item encoded by MariaDB: the same index range scan, the same fields
-# and formats as _as_summary (tests/backend/test_posts_json.py holds the two equal). Decoding 20
-# rows in PyMySQL and encoding them again was the largest part of the read path's Python time:
-# measured -25% CPU (app + MariaDB) per list request; one JSON text per row costs MariaDB less
-# than JSON_ARRAYAGG over a derived table (docs/operations.md, "Performance"). Keys in jsonify's
-# sorted order; a timestamp without a fraction leaves it out, like isoformat().
+# A list page with each item encoded by MariaDB: an index range scan that reads offset + limit rows
+# however deep the page, and the fields and formats jsonify would give the same rows
+# (tests/backend/test_posts_json.py holds the two equal). Decoding 20 rows in PyMySQL and encoding
+# them again was the largest part of the read path's Python time: measured -25% CPU (app +
+# MariaDB) per list request; one JSON text per row costs MariaDB less than JSON_ARRAYAGG over a
+# derived table (docs/operations.md, "Performance"). Keys in jsonify's sorted order; a timestamp
+# without a fraction leaves it out, like isoformat().
 _LIST_JSON = sa.text("""
     SELECT id, JSON_OBJECT(
         'created_at', IF(MICROSECOND(created_at) = 0,
@@ -97,8 +73,8 @@ _ABOVE_ALL_IDS = 2**31
 
 
 def list_posts_json(conn, limit=LIMIT_DEFAULT, before=None, offset=0):
-    """list_posts' page as (JSON array text of its summaries, the id the next page starts below,
-    or None when no post follows)."""
+    """The newest posts' summaries (with id < before, if given) as (JSON array text, the id the
+    next page starts below, or None when no post follows)."""
     # One row more than the page says whether a post follows; a full last page then links nowhere.
     params = {"before": before or _ABOVE_ALL_IDS, "limit": limit + 1, "offset": offset}
     rows = conn.execute(_LIST_JSON, {**params, "excerpt_max": EXCERPT_MAX}).all()

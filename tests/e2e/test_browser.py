@@ -68,7 +68,16 @@ def publish(stack, writer, title, body):
 
 
 def shown_posts(browser):
-    """(title, excerpt) of each post on the page, as the browser renders them."""
+    """(title, excerpt) of each post on the page, as the browser renders them once the page's
+    script has filled them in from the API."""
+    WebDriverWait(browser, 10).until(
+        lambda b: (
+            b.execute_script("return document.getElementById('posts').dataset.state") != "loading"
+        )
+    )
+    assert browser.execute_script("return document.getElementById('posts').dataset.state") == (
+        "loaded"
+    )
     return [
         (
             article.find_element(By.CSS_SELECTOR, "h2 bdi").text,
@@ -88,6 +97,8 @@ def test_page_shows_titles_and_excerpts_exactly_as_text(stack, writer, browser, 
     posts = [
         ("<script>", f"A title that is a tag, shown as text. {marker}"),
         (INTERNATIONAL, f"{INTERNATIONAL} {marker}"),
+        # A bidi override stays inside its <bdi>: it cannot reorder what follows the title.
+        ("\u202eevil title", f"reversed? {marker}"),
     ]
     for title, body in posts:
         publish(stack, writer, title, body)
