@@ -163,8 +163,9 @@ def wait_until_requests_recover(client, stack, timeout=15):
     time.sleep((burst + 1) / rate)
 
 
-def raw_https(stack, request: bytes, timeout=10):
-    """Send REQUEST (bytes no HTTP library would send) over TLS to nginx, trusting the dev CA.
+def raw_https(stack, request: bytes, timeout=10, tls=True):
+    """Send REQUEST (bytes no HTTP library would send) over TLS to nginx, trusting the dev CA
+    (or, with tls=False, in plain text to the same port).
 
     Returns (status, headers with lower-case names, body). The request should ask for
     `Connection: close`: the answer is read until nginx closes the connection.
@@ -173,10 +174,11 @@ def raw_https(stack, request: bytes, timeout=10):
     context = ssl.create_default_context(cafile=stack.ca_bundle)
     with socket.create_connection(
         (host, port), timeout=timeout, source_address=(stack.client_address, 0)
-    ) as sock, context.wrap_socket(sock, server_hostname=host) as tls:  # fmt: skip
-        tls.sendall(request)
+    ) as sock:
+        channel = context.wrap_socket(sock, server_hostname=host) if tls else sock
+        channel.sendall(request)
         answer = b""
-        while chunk := tls.recv(65536):
+        while chunk := channel.recv(65536):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")

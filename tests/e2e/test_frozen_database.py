@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 
+from backend.app.db import HUNG_PAUSE
 from tests.e2e.conftest import make_client
 from tests.e2e.helpers import wait_for_status, wait_until_writes_recover
 
@@ -82,8 +83,9 @@ def test_frozen_database_answers_503_fast_keeps_no_write_and_serves_the_rest(sta
     assert max(seconds for _, _, seconds in others) < NO_DATABASE_BOUND, others
 
     # Thawed, the server runs what it had buffered, then finds the client gone: the write that
-    # was answered 503 is rolled back, never committed.
-    time.sleep(1)
-    # Each backend process waits out its 2 s pause after the unanswered request, then answers.
+    # was answered 503 is rolled back, never committed. Every backend process that saw the hang
+    # waits out its HUNG_PAUSE first: wait them all out, so that the tests after this
+    # one find a database that answers in every process, not only in the one that answered here.
+    time.sleep(HUNG_PAUSE + 1)
     page = wait_for_status(writer, stack.base_url + "/api/posts?limit=100", 200, 30, "thawed")
     assert title not in [post["title"] for post in page.json()["posts"]]
