@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 
-from backend.app.db import HUNG_PAUSE
+from app.db import HUNG_PAUSE
 from tests.e2e.conftest import make_client
 from tests.e2e.helpers import wait_for_status, wait_until_writes_recover
 
