@@ -7,8 +7,6 @@ MAKEFLAGS += --no-print-directory
 VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST  := $(PYTHON) -m pytest
-# Every shell script of the stack, its CI and its database init; shellcheck reads .shellcheckrc.
-SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/lib/*.sh db/initdb.d/*.sh) .ci/run
 # Files named explicitly: a COMPOSE_FILE in the environment or .env cannot turn `make down` into
 # a command on production (its own project, hardened-stack-prod).
 COMPOSE := docker compose -f compose.yaml
@@ -37,16 +35,17 @@ SWARM_STACK ?= $(call dotenv,SWARM_STACK)
 REGISTRY    ?= $(call dotenv,REGISTRY)
 IMAGE_TAG   ?= $(call dotenv,IMAGE_TAG)
 export SECRETS_DIR CERTS_DIR BACKUP_DIR BACKUP_COPY_DIR
-# The operations (backup, restore, rotate-secret, reload-proxy, db-shell) act on the native stack
-# while `make native-up`'s one runs, else on production; RUNTIME=compose|native|swarm chooses
-# (swarm: SWARM_STACK, on the node that runs the database).
-RUNTIME ?= $(if $(wildcard .run/native/stack.env),native,compose)
+# The operations (backup, restore, rotate-secret, rotate-token, retire-tokens, reload-proxy,
+# db-shell) act on the native stack while `make native-up`'s one runs, else on production
+# (scripts/lib/stack.sh tells which); RUNTIME=compose|native|swarm chooses (swarm: SWARM_STACK, on
+# the node that runs the database).
+RUNTIME ?=
 # Only when set: an empty value would hide the defaults of the scripts and the native runner.
 $(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT SWARM_STACK REGISTRY IMAGE_TAG,$(if $($(name)),$(eval export $(name))))
 
 .PHONY: help deps venv certs secrets docker-check up down logs ps prod-up prod-down \
         native-up native-down lint test test-backend test-static test-e2e test-compose test-swarm \
-        backup-dir backup restore rotate-secret reload-proxy db-shell bench \
+        backup-dir backup restore rotate-secret rotate-token retire-tokens reload-proxy db-shell bench \
         swarm-init swarm-secrets swarm-images swarm-config swarm-deploy swarm-migrate swarm-rm
 
 help: ## List the targets
@@ -92,7 +91,7 @@ prod-up: docker-check secrets ## Start production on this host (needs SERVER_NAM
 prod-down: docker-check ## Stop production, every profile's services too (keeps the volumes)
 	$(PROD) --profile '*' down
 
-# --- Docker Swarm: compose.swarm.yaml on a swarm (docs/operations.md). SWARM_STACK names the
+# --- Docker Swarm: compose.swarm.yaml on a swarm (docs/swarm.md). SWARM_STACK names the
 # stack; REGISTRY and IMAGE_TAG name its images (scripts/lib/swarm.sh). ---
 swarm-init: docker-check ## Make this engine a single-node swarm, labelled to run the db and the proxy
 	@scripts/swarm-init.sh
@@ -116,17 +115,17 @@ swarm-rm: docker-check ## Remove the Swarm stack (its database volume, secrets a
 	@scripts/swarm-rm.sh
 
 native-up: deps venv certs secrets ## Run the whole stack as local processes on 127.0.0.1 (no Docker)
-	$(PYTHON) -m tests.stack.native up
+	$(PYTHON) -m native up
 
 native-down: venv ## Stop what native-up started and remove its run directory
-	$(PYTHON) -m tests.stack.native down
+	$(PYTHON) -m native down
 
-# Its own native stack, with the per-client limits lifted for that run only (tests/bench).
+# Its own native stack, with the per-client limits lifted for that run only (tools/bench).
 bench: deps venv certs secrets $(VENV)/.bench-installed ## Load report (wrk, ~4 min): table, ratios, profile; .run/bench/
-	$(PYTHON) -m tests.bench
+	$(PYTHON) -m tools.bench
 
-$(VENV)/.bench-installed: tests/bench/requirements.txt $(VENV)/.installed
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
+$(VENV)/.bench-installed: tools/bench/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/bench/requirements.txt
 	touch $@
 
 backup-dir: ## Create BACKUP_DIR and BACKUP_COPY_DIR for Swarm's backup service (0700, uid 999; root; compose does it itself)
@@ -134,7 +133,7 @@ backup-dir: ## Create BACKUP_DIR and BACKUP_COPY_DIR for Swarm's backup service 
 	  if [[ $$(stat -c %u:%a "$$dir" 2>/dev/null) == 999:700 ]]; then echo "kept     $$dir"; \
 	  else install -d -m 0700 -o 999 -g 999 "$$dir" && echo "created  $$dir (0700, uid 999)"; fi; done
 
-backup restore rotate-secret reload-proxy db-shell: export STACK_RUNTIME = $(RUNTIME)
+backup restore rotate-secret rotate-token retire-tokens reload-proxy db-shell: export STACK_RUNTIME = $(RUNTIME)
 
 backup: ## Take a backup now into BACKUP_DIR (of the native stack when one runs, else of production)
 	@scripts/backup-now.sh
@@ -147,36 +146,40 @@ rotate-secret: ## New password for NAME=db_app_password|db_migrator_password|db_
 	@[[ -n "$(NAME)" ]] || { echo 'usage: make rotate-secret NAME=db_app_password' >&2; exit 2; }
 	@scripts/rotate-secret.sh "$(NAME)"
 
+rotate-token: ## Add a new API write token (printed) and move the backends to it, one at a time; the old ones still work
+	@scripts/rotate-token.sh add
+
+retire-tokens: ## Keep only the newest API write token (after make rotate-token) and move the backends, one at a time
+	@scripts/rotate-token.sh retire
+
 reload-proxy: ## nginx re-reads its configuration and certificates, dropping no request (after make certs)
 	@scripts/reload-proxy.sh
 
 db-shell: ## A root SQL shell on the database (SQL on stdin works too)
 	@scripts/db-shell.sh
 
-# The pre-commit hooks (.pre-commit-config.yaml) run these same commands on staged files.
-lint: venv ## Static tier: ruff, hadolint, shellcheck, nginx -t and the compose policy
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/hadolint backend/Dockerfile proxy/Dockerfile
-	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+# The checks are listed once, as the pre-commit hooks (.pre-commit-config.yaml): here on every
+# tracked file. The compose policy hook is skipped only because tests/static runs it anyway.
+lint: venv ## Static tier: ruff, hadolint, shellcheck (the pre-commit hooks), nginx -t and the compose policy
+	SKIP=compose-policy $(VENV)/bin/pre-commit run --all-files --color=never
 	$(PYTEST) tests/static
 
-test-backend: deps venv ## Tier 1: the backend against a real MariaDB
+test-backend: venv ## Backend tier: the app against a real MariaDB
 	$(PYTEST) tests/backend
 
-test-static: lint ## Tier 3 (same as lint)
+test-static: lint ## Static tier (same as lint)
 
-test-e2e: deps venv ## Tier 2: end-to-end against the native stack
+test-e2e: venv ## Native e2e tier: end-to-end against the native stack
 	$(PYTEST) tests/e2e -m "not compose and not swarm"
 
-test-compose: venv ## Tier 4: end-to-end and container checks against compose (dev+prod)
+test-compose: venv ## Compose tier: end-to-end and container checks against compose (dev+prod)
 	images="$$(scripts/prepare-docker.sh)"; export $$images; \
 	$(PYTEST) tests/e2e tests/containers -m compose
 
-test-swarm: venv ## Tier 5: end-to-end and Swarm checks against a single-node swarm
+test-swarm: venv ## Swarm tier: end-to-end and Swarm checks against a single-node swarm
 	images="$$(scripts/prepare-docker.sh)"; export $$images; \
 	$(PYTEST) tests/e2e tests/swarm -m swarm
 
-test: deps venv lint ## Every tier: static, backend, native e2e, compose e2e, swarm
+test: venv lint ## Every tier: static, backend, native e2e, compose e2e, swarm
 	images="$$(scripts/prepare-docker.sh)"; export $$images; \
 	$(PYTEST) tests/backend tests/e2e tests/containers tests/swarm

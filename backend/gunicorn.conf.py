@@ -37,7 +37,7 @@ bind = env("GUNICORN_BIND", "0.0.0.0:8000").split(",")
 workers = int(env("GUNICORN_WORKERS", "2"))
 # Threads, so that a request waiting on the database never holds up /healthz, static files or
 # the page: with the database frozen, each thread that meets it waits at most the read timeout
-# (app/db.py) and the others keep serving. Measured (docs/operations.md, "Bounded waits"): with
+# (app/db.py) and the others keep serving. Measured (docs/performance.md, "Bounded waits"): with
 # sync workers a frozen database made /healthz wait for it too. Keep threads <= DB_POOL_SIZE, so
 # no thread waits for a pooled connection.
 worker_class = env("GUNICORN_WORKER_CLASS", "gthread")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Usage: scripts/backup-service.sh run|health   (the backup service's command and healthcheck)
+# Usage: scripts/backup-service.sh run|health|metrics
 # run: scripts/backup.sh every BACKUP_INTERVAL (<n>[s|m|h|d], default 1d); a failed run is retried after 5 min.
 # health: exit 1 when the last run failed or the newest good backup is older than two intervals.
+# metrics: the same facts in Prometheus's text format, for backup-metrics to serve (the rule that
+# judges a backup, and the age limit that follows BACKUP_INTERVAL, live here only).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,22 +28,29 @@ case ${BASH_REMATCH[2]} in
 esac
 interval=$((BASH_REMATCH[1] * unit))
 
-# newest_good: "<age in seconds> <file>" of the newest backup that has its checksum file, or nothing.
+# The healthcheck's limit: two intervals, so one late or failed run is not yet an alarm.
+max_age=$((2 * interval))
+
+# newest_good: "<age in seconds> <mtime> <file>" of the newest backup that has its checksum file, or
+# nothing.
 newest_good() {
-  local files i
+  local files i mtime
   # Names sort by time; a glob expands sorted, so the newest is the last.
   files=("$backup_dir/$db_name"-[0-9]*T[0-9]*Z.sql.gz)
   for ((i = ${#files[@]} - 1; i >= 0; i--)); do
     if [[ -f ${files[i]} && -f ${files[i]}.sha256 ]]; then
-      echo "$(($(date +%s) - $(stat -c %Y "${files[i]}"))) ${files[i]##*/}"
+      mtime=$(stat -c %Y "${files[i]}")
+      echo "$(($(date +%s) - mtime)) $mtime ${files[i]##*/}"
       return
     fi
   done
 }
 
+last_run() { cat "$backup_dir/.last-run" 2>/dev/null || true; }
+
 health() {
   local last newest age file
-  last=$(cat "$backup_dir/.last-run" 2>/dev/null || true)
+  last=$(last_run)
   if [[ $last == failed* ]]; then
     echo "unhealthy: the last backup run failed: ${last#failed }"
     return 1
@@ -51,12 +60,30 @@ health() {
     echo "unhealthy: no good backup in $backup_dir"
     return 1
   fi
-  read -r age file <<<"$newest"
-  if ((age > 2 * interval)); then
+  read -r age _ file <<<"$newest"
+  if ((age > max_age)); then
     echo "unhealthy: the newest good backup, $file, is ${age} s old (BACKUP_INTERVAL=$interval_text)"
     return 1
   fi
   echo "healthy: newest good backup $file, ${age} s old; last run: ${last:-none yet}"
+}
+
+metrics() {
+  local newest mtime=0 failed=0
+  newest=$(newest_good)
+  [[ -z $newest ]] || read -r _ mtime _ <<<"$newest"
+  [[ $(last_run) != failed* ]] || failed=1
+  cat <<EOF
+# HELP backup_last_success_timestamp_seconds When the newest good backup was written (Unix time); 0: there is none.
+# TYPE backup_last_success_timestamp_seconds gauge
+backup_last_success_timestamp_seconds $mtime
+# HELP backup_last_run_failed 1 when the backup service's last run failed.
+# TYPE backup_last_run_failed gauge
+backup_last_run_failed $failed
+# HELP backup_max_age_seconds The age past which the newest good backup is too old (2 x BACKUP_INTERVAL).
+# TYPE backup_max_age_seconds gauge
+backup_max_age_seconds $max_age
+EOF
 }
 
 run() {
@@ -85,5 +112,6 @@ run() {
 case "${1:-}" in
   run) run ;;
   health) health ;;
-  *) die "usage: $0 run|health" ;;
+  metrics) metrics ;;
+  *) die "usage: $0 run|health|metrics" ;;
 esac

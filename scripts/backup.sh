@@ -96,7 +96,7 @@ for ((i = 0; i < ${#backups[@]} - keep; i++)); do
 done
 
 if [[ -n $copy_command ]]; then
-  # Runs with BACKUP_FILE and BACKUP_CHECKSUM_FILE set (documented in docs/operations.md).
+  # Runs with BACKUP_FILE and BACKUP_CHECKSUM_FILE set (documented in docs/backup-and-restore.md).
   BACKUP_FILE=$backup_dir/$name BACKUP_CHECKSUM_FILE=$backup_dir/$name.sha256 \
     bash -c "$copy_command" || fail "BACKUP_COPY_COMMAND failed for $name (the backup itself is good)"
   echo "backup: copied $name with BACKUP_COPY_COMMAND"

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Usage: scripts/install-deps.sh
-# Installs the Debian packages the native test tiers and the browser test use, skipping what is
-# installed; stops and disables the system services of the servers it installs. Root or sudo.
+# Usage: scripts/install-deps.sh   (make deps)
+# Installs the Debian packages the test tiers and the browser test use, skipping what is
+# installed; stops and disables the system services of the servers it installs (not Docker's:
+# the container tiers need its engine). Root or sudo. `make test` installs nothing itself.
 set -euo pipefail
 
 packages=(mariadb-server mariadb-client nginx openssl wrk ca-certificates)
+# envsubst, which renders proxy/templates natively as the nginx image's entrypoint does.
+packages+=(gettext-base)
 # promtool, which the static tier runs on monitoring/ (the package's server is not used).
 packages+=(prometheus)
 # The browser test: headless Chromium, its WebDriver, NSS's certutil (to trust the dev CA) and a
@@ -23,9 +26,11 @@ missing=()
 for package in "${packages[@]}" "${browser[@]}"; do
   installed "$package" || missing+=("$package")
 done
+# The container tiers' engine and client: Debian's docker.io, unless Docker's own docker-ce is.
+installed docker.io || installed docker-ce || missing+=(docker.io)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "deps: all present (${packages[*]} ${browser[*]}, python3 venv)"
+  echo "deps: all present (${packages[*]} ${browser[*]}, docker, python3 venv)"
   exit 0
 fi
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Usage: scripts/make-secrets.sh [--force]
 # Writes a random password for each database account, a write token for the API and the database's
-# TLS key pair (db_tls_key, db_tls_cert) into ${SECRETS_DIR:-./secrets}.
-# Existing files are kept unless --force is given (rotating a password also needs the db side: docs/operations.md).
+# TLS key pair (db_tls_key, db_tls_cert) into ${SECRETS_DIR:-secrets/ of this checkout}.
+# Existing files are kept unless --force is given (rotating a password also needs the db side: docs/rotation.md).
 set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-secrets_dir=${SECRETS_DIR:-./secrets}
-# api_tokens holds one write token per line; add a line to hand out a second one (docs/operations.md).
+# api_tokens holds one write token per line; add a line to hand out a second one (docs/rotation.md).
 names=(db_root_password db_migrator_password db_app_password db_backup_password db_exporter_password api_tokens)
 
 force=false
@@ -29,9 +30,7 @@ for name in "${names[@]}"; do
     echo "kept     $file"
     continue
   fi
-  # 32 alphanumeric characters (~190 bits): no quoting trouble in SQL, shells or URLs.
-  password=$(LC_ALL=C tr -dc 'A-Za-z0-9' < /dev/urandom | head -c 32) || true
-  [[ ${#password} -eq 32 ]] || { echo "error: could not read 32 random characters from /dev/urandom" >&2; exit 1; }
+  password=$(random_password)
   tmp=$(mktemp "$secrets_dir/.$name.XXXXXX")
   printf '%s' "$password" > "$tmp"
   chmod 0644 "$tmp"
@@ -42,7 +41,7 @@ done
 # The database's TLS certificate, self-signed for the name its clients dial (`db`, on dbnet): each
 # client across dbnet trusts exactly this certificate (DB_TLS_CA_FILE), so no CA has a part in it.
 # Ten years, as the one MariaDB makes for itself; a new one means restarting the database and its
-# clients (docs/operations.md, "TLS to the database").
+# clients (docs/deploy.md, "TLS to the database").
 cert=$secrets_dir/db_tls_cert
 key=$secrets_dir/db_tls_key
 if [[ -s $cert && -s $key && $force == false ]]; then

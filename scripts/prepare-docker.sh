@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: images="$(scripts/prepare-docker.sh)"; export $images   (as `make test` does)
-# Installs Docker (docker.io) and starts its engine where it can (root), then on a machine without
+# Starts the Docker engine (installed by make deps) where it can (root), then on a machine without
 # a registry builds stand-ins for the official images at the shipped versions (monitoring's too, and
 # the oldest supported MariaDB for the upgrade test), printing KEY=VALUE lines.
 set -euo pipefail
@@ -14,22 +14,17 @@ log() { echo "prepare-docker: $*" >&2; }
 
 engine_answers() { timeout 30 docker info >/dev/null 2>&1; }
 
-# Like the nginx and MariaDB the native tiers need, the compose tier's engine is installed and
-# started here when it can be; where it cannot, the tests skip that tier and say why.
+# The compose tier's engine is started here when it can be; where it cannot, the tests skip that
+# tier and say why.
 ensure_engine() {
   engine_answers && return 0
-  if [[ $(id -u) -ne 0 ]]; then
-    log "no Docker engine answers; as root, install docker.io and start it (systemctl start docker)"
+  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    log "no Docker here: make deps installs it (docker.io)"
     return 1
   fi
-  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
-    command -v apt-get >/dev/null || { log "no Docker and no apt-get here: install Docker by hand"; return 1; }
-    log "installing docker.io"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get update -qq >&2 || ! apt-get install -y -qq --no-install-recommends docker.io >&2; then
-      log "could not install docker.io"
-      return 1
-    fi
+  if [[ $(id -u) -ne 0 ]]; then
+    log "no Docker engine answers; as root, start it (systemctl start docker)"
+    return 1
   fi
   local state
   state=$(systemctl is-system-running 2>/dev/null) || true

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 
 [[ $runtime != swarm ]] ||
-  die "Swarm secrets cannot change: rotate one on Swarm as docs/operations.md (Docker Swarm) says"
+  die "Swarm secrets cannot change: rotate one on Swarm as docs/swarm.md (Docker Swarm) says"
 
 name=${1:-}
 case $name in
@@ -44,9 +44,7 @@ logs_in() {
 
 old=$(<"$file")
 [[ -n $old ]] || die "$file is empty"
-# 32 alphanumeric characters (~190 bits), as make-secrets.sh makes them.
-new=$(LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32) || true
-[[ ${#new} -eq 32 ]] || die "could not read 32 random characters from /dev/urandom"
+new=$(random_password)
 root_sql <<<"SELECT 1" >/dev/null || die "cannot reach the database as root ($runtime)"
 [[ $(root_sql <<<"SELECT COUNT(*) FROM mysql.user WHERE User = '$user' AND Host = '$host'") == 1 ]] ||
   die "account $account does not exist in this database"

@@ -3,7 +3,7 @@
 # Makes this Docker engine a single-node swarm for trying the stack (a manager already: kept), and
 # labels this node, unless another node has the label, to run the database (db=true, where its
 # volume and backups live) and the proxy (proxy=true, which publishes HTTP_PORT and HTTPS_PORT). SWARM_ADVERTISE_ADDR: the address
-# other nodes will join on (default 127.0.0.1, which no other node can reach; docs/operations.md).
+# other nodes will join on (default 127.0.0.1, which no other node can reach; docs/swarm.md).
 set -euo pipefail
 # shellcheck source=scripts/lib/swarm.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm.sh"

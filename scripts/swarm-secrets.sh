@@ -2,7 +2,7 @@
 # Usage: scripts/swarm-secrets.sh   (make swarm-secrets)
 # Creates the stack's Swarm secrets (<SWARM_STACK>_<name>) from the files `make secrets` and
 # `make certs` wrote in SECRETS_DIR and CERTS_DIR. An existing secret is kept: Swarm secrets cannot
-# change (docs/operations.md says how to replace one). Once created, the files may leave this host,
+# change (docs/swarm.md says how to replace one). Once created, the files may leave this host,
 # but for db_root_password on the db node: make restore and make db-shell log in as root with it.
 set -euo pipefail
 # shellcheck source=scripts/lib/swarm.sh

@@ -1,17 +1,20 @@
-"""The backup service's status as metrics: `python -m app.backup_status --backup-dir DIR`.
+"""The backup service's status as metrics: `python -m app.backup_status --script PATH`.
 
+What judges a backup is scripts/backup-service.sh alone: its `metrics` command prints, in
+Prometheus's text format, the facts its healthcheck judges (the newest good backup, the last run)
+and the age limit that follows BACKUP_INTERVAL. This serves that output, read anew on each scrape.
 The monitoring profile's backup-metrics service runs it as the backups' owner (uid 999) with
-BACKUP_DIR mounted read-only, on METRICS_BIND (default 0.0.0.0:9101), for Prometheus alone.
+BACKUP_DIR mounted read-only and the script beside it, on METRICS_BIND (default 0.0.0.0:9101),
+for Prometheus alone.
 """
 
 import argparse
-import glob
 import os
+import subprocess
 import threading
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 
 from .metrics import serve
 
@@ -19,34 +22,20 @@ DEFAULT_BIND = "0.0.0.0:9101"
 
 
 class BackupCollector:
-    """backup_last_success_timestamp_seconds and backup_last_run_failed, read the way
-    scripts/backup-service.sh's healthcheck reads them: the newest backup that has its
-    checksum file, and the status line the last run left in .last-run."""
+    """The metric families `SCRIPT metrics` prints. A script that fails fails the scrape (the
+    target's `up` is 0), with its message in this service's log."""
 
-    def __init__(self, directory, database):
-        self.directory, self.database = Path(directory), database
+    def __init__(self, script):
+        self.script = script
 
     def collect(self):
-        good = [
-            path
-            for path in self.directory.glob(f"{glob.escape(self.database)}-[0-9]*T[0-9]*Z.sql.gz")
-            if path.with_name(path.name + ".sha256").is_file()
-        ]
-        newest = max((path.stat().st_mtime for path in good), default=0)
-        try:
-            last_run = (self.directory / ".last-run").read_text()
-        except OSError:
-            last_run = ""
-        yield GaugeMetricFamily(
-            "backup_last_success_timestamp_seconds",
-            "When the newest good backup was written (Unix time); 0: there is none.",
-            value=newest,
+        # The script is the operator's (compose.yaml mounts it), never a request's input.
+        printed = subprocess.run(  # noqa: S603
+            [self.script, "metrics"], capture_output=True, text=True, timeout=10, check=False
         )
-        yield GaugeMetricFamily(
-            "backup_last_run_failed",
-            "1 when the backup service's last run failed.",
-            value=int(last_run.startswith("failed")),
-        )
+        if printed.returncode != 0:
+            raise RuntimeError(f"{self.script} metrics: {printed.stderr.strip()}")
+        yield from text_string_to_metric_families(printed.stdout)
 
 
 def main(argv=None):
@@ -54,13 +43,13 @@ def main(argv=None):
         prog="python -m app.backup_status",
         description="Serve the backup service's status as metrics on METRICS_BIND.",
     )
-    parser.add_argument("--backup-dir", required=True, help="the backup service's BACKUP_DIR")
+    parser.add_argument("--script", required=True, help="scripts/backup-service.sh")
     args = parser.parse_args(argv)
     registry = CollectorRegistry()
-    registry.register(BackupCollector(args.backup_dir, os.environ.get("DB_NAME", "app")))
+    registry.register(BackupCollector(args.script))
     bind = os.environ.get("METRICS_BIND", DEFAULT_BIND)
     serve(bind, registry)
-    print(f"backup status of {args.backup_dir} on http://{bind}/metrics", flush=True)
+    print(f"the status {args.script} reports, on http://{bind}/metrics", flush=True)
     # The server runs in a daemon thread; SIGTERM (compose stop) ends the process.
     threading.Event().wait()
 

@@ -30,7 +30,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_dispose_inherited_pools)
 
 
-# The request path's waits, innermost first (docs/operations.md, "Bounded waits"): MariaDB stops a
+# The request path's waits, innermost first (docs/performance.md, "Bounded waits"): MariaDB stops a
 # statement at DB_STATEMENT_TIMEOUT; the client waits this much longer for that error, then gives
 # up on a server that does not answer at all (frozen, partitioned). It stays below gunicorn's
 # timeout and nginx's proxy_read_timeout, so the app answers before either gives up on it.
@@ -72,7 +72,7 @@ def make_engine(config):
         config.database_url,
         # A read is one SELECT, which needs no transaction: in autocommit mode a GET costs no COMMIT
         # round trip, nor a ROLLBACK when its connection goes back to the pool. Measured: -20% CPU
-        # (app + MariaDB) per list request (docs/operations.md, "Performance"). connection()
+        # (app + MariaDB) per list request (docs/performance.md, "Performance"). connection()
         # opens a transaction for writes.
         isolation_level="AUTOCOMMIT",
         skip_autocommit_rollback=True,

@@ -51,7 +51,7 @@ def _as_dict(row):
 # (tests/backend/test_posts_json.py holds the two equal). Decoding 20 rows in PyMySQL and encoding
 # them again was the largest part of the read path's Python time: measured -25% CPU (app +
 # MariaDB) per list request; one JSON text per row costs MariaDB less than JSON_ARRAYAGG over a
-# derived table (docs/operations.md, "Performance"). Keys in jsonify's sorted order; a timestamp
+# derived table (docs/performance.md, "Performance"). Keys in jsonify's sorted order; a timestamp
 # without a fraction leaves it out, like isoformat().
 _LIST_JSON = sa.text("""
     SELECT id, JSON_OBJECT(

@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034 # the variables are read by the sourcing files
-# Sourced by scripts/lib/stack.sh and scripts/lib/swarm.sh: where the repository and its secrets
-# are, the compose command, the Swarm stack's name, and how a script reports. Never run on its own.
+# Sourced by scripts/make-secrets.sh, scripts/lib/stack.sh and scripts/lib/swarm.sh: where the
+# repository and its secrets are, the compose command, the Swarm stack's name, how a script reports
+# and how it makes a password. Never run on its own.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 script=$(basename "$0" .sh)
@@ -16,3 +17,12 @@ die() {
 }
 
 say() { echo "$script: $*"; }
+
+# random_password: 32 alphanumeric characters (~190 bits) from /dev/urandom, for every secret the
+# stack generates: no quoting trouble in SQL, shells or URLs.
+random_password() {
+  local password
+  password=$(LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32) || true
+  [[ ${#password} -eq 32 ]] || die "could not read 32 random characters from /dev/urandom"
+  printf '%s' "$password"
+}

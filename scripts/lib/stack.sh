@@ -1,25 +1,37 @@
 # shellcheck shell=bash
 # Sourced by the operation scripts (backup-now, restore, rotate-secret, reload-proxy, db-shell):
 # reaches the running stack, whichever runtime runs it. Never run on its own.
-#   STACK_RUNTIME=compose (default): production, `docker compose -f compose.yaml -f compose.prod.yaml`
+#   STACK_RUNTIME=compose: production, `docker compose -f compose.yaml -f compose.prod.yaml`
 #     (COMPOSE_COMMAND replaces "docker compose"; COMPOSE_PROJECT_NAME and .env apply as usual).
 #   STACK_RUNTIME=native: the processes `make native-up` started, described by the file it writes
 #     (NATIVE_STACK_ENV, default .run/native/stack.env): DB_HOST, DB_PORT, DB_SOCKET,
 #     BACKEND_PID_FILE, PROXY_PID_FILE.
+#   Unset or empty: native while that stack's nginx runs, else compose.
 #   STACK_RUNTIME=swarm: the stack `make swarm-deploy` deployed (SWARM_STACK), through its
-#     containers on this node: run these on the node labelled db=true (docs/operations.md).
+#     containers on this node: run these on the node labelled db=true (docs/swarm.md).
 # Whichever runtime, the secrets are the files in SECRETS_DIR (default ./secrets), read on this host.
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-runtime=${STACK_RUNTIME:-compose}
+native_env=${NATIVE_STACK_ENV:-$repo/.run/native/stack.env}
+# native_runs: the native stack's nginx is alive. Its description alone proves nothing: a stack
+# that died with its machine leaves the file behind.
+native_runs() {
+  [[ -r $native_env ]] && (
+    # shellcheck source=/dev/null
+    source "$native_env" && kill -0 "$(<"$PROXY_PID_FILE")"
+  ) 2>/dev/null
+}
+runtime=${STACK_RUNTIME:-}
+if [[ -z $runtime ]]; then
+  if native_runs; then runtime=native; else runtime=compose; fi
+fi
 case $runtime in
   compose)
     compose+=(-f "$repo/compose.yaml" -f "$repo/compose.prod.yaml")
     ;;
   native)
-    native_env=${NATIVE_STACK_ENV:-$repo/.run/native/stack.env}
     [[ -r $native_env ]] || die "no native stack: $native_env is missing (start one with make native-up)"
     # shellcheck source=/dev/null
     source "$native_env"
@@ -142,15 +154,39 @@ restart_backup_service() {
   say "backup service restarted; it took a backup with the new password"
 }
 
-# reload_proxy: nginx re-reads its configuration and certificate (graceful: old workers finish
-# their requests).
+# proxy_workers: the pids of nginx's worker processes, one a line (the container's own pids under
+# compose); a process that exits while they are read is left out.
+proxy_workers() {
+  if [[ $runtime == native ]]; then
+    pgrep -P "$(<"$PROXY_PID_FILE")" | sort || true
+  else
+    # /proc, as not every nginx image has ps: nginx writes its process title over its cmdline.
+    service_exec proxy sh -c 'grep -ls "^nginx: worker process" /proc/[0-9]*/cmdline' |
+      cut -d/ -f3 | sort || true
+  fi
+}
+
+# reload_proxy: nginx re-reads its configuration and certificate, gracefully: the old workers
+# finish their requests. Returns once that is done (new workers serve, every old one has exited),
+# so what follows meets only the new configuration.
 reload_proxy() {
   [[ $runtime != swarm ]] ||
-    die "on Swarm the proxy's configuration and certificate change by deploy: docs/operations.md (Docker Swarm)"
+    die "on Swarm the proxy's configuration and certificate change by deploy: docs/swarm.md (Docker Swarm)"
+  local before now deadline=$((SECONDS + 30))
   if [[ $runtime == compose ]]; then
+    # A configuration nginx would refuse is reported here, not only in its error log.
+    service_exec proxy nginx -t -q || die "nginx refuses the new configuration; it keeps the old one"
+    before=$(proxy_workers)
     service_exec proxy nginx -s reload
   else
     [[ -r $PROXY_PID_FILE ]] || die "nginx is not running ($PROXY_PID_FILE is missing)"
+    before=$(proxy_workers)
     kill -HUP "$(<"$PROXY_PID_FILE")"
   fi
+  while ((SECONDS < deadline)); do
+    now=$(proxy_workers)
+    [[ -n $now && -z $(comm -12 <(echo "$before") <(echo "$now")) ]] && return 0
+    sleep 0.2
+  done
+  die "nginx still runs workers from before the reload after 30 s (${now//$'\n'/ }): a refused configuration (see its error log), or a request that has not finished"
 }

@@ -1,4 +1,4 @@
-"""Tier 1 fixtures: one real MariaDB per session, migrated by `python -m app.migrate` as the
+"""Backend tier fixtures: one real MariaDB per session, migrated by `python -m app.migrate` as the
 migrator account; the app under test connects as the app account (DML only)."""
 
 import json
@@ -12,9 +12,9 @@ import pytest
 
 from app import create_app
 from app.config import Config
+from native.mariadb import MariaDB
+from native.stack import start_gunicorn, wait_serving
 from tests.stack import db_client_env, free_port
-from tests.stack.mariadb import MariaDB
-from tests.stack.native import start_gunicorn, wait_serving
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = REPO / "backend"

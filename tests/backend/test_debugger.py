@@ -9,10 +9,10 @@ import sys
 import pytest
 import requests
 
+from native.stack import wait_serving
 from tests.backend.conftest import BACKEND
 from tests.debugger_probe import LOG_SIGNS, PROBES, debugger_evidence, signs_in
 from tests.stack import free_port
-from tests.stack.native import wait_serving
 
 
 def probe(url):

@@ -4,8 +4,8 @@ import requests
 
 from app import create_app
 from app.config import Config
+from native.stack import http_status
 from tests.stack import free_port, wait_until
-from tests.stack.native import http_status
 
 
 def test_healthz_answers_without_a_database_and_readyz_says_why_not(app_env):

@@ -21,8 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import backup_status, create_app, metrics
 from app.config import Config
+from native.stack import children
 from tests.stack import free_port, wait_until
-from tests.stack.native import children
+from tests.stack.compose import ROOT
 
 from .conftest import Gunicorn
 
@@ -198,10 +199,15 @@ def test_readiness_is_1_only_when_readyz_answers_200(gunicorn):
     assert nobody.get_sample_value("backend_ready") == 0
 
 
-def test_backup_status_follows_the_newest_good_backup_and_the_last_run(tmp_path):
-    registry = collect(backup_status.BackupCollector(tmp_path, "app"))
+def test_backup_status_follows_the_newest_good_backup_and_the_last_run(tmp_path, monkeypatch):
+    # The backup service's own script, as backup-metrics runs it (compose.yaml).
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path))
+    monkeypatch.setenv("BACKUP_INTERVAL", "6h")
+    registry = collect(backup_status.BackupCollector(ROOT / "scripts" / "backup-service.sh"))
     assert registry.get_sample_value("backup_last_success_timestamp_seconds") == 0
     assert registry.get_sample_value("backup_last_run_failed") == 0
+    # The healthcheck's limit, two intervals, is the alert's.
+    assert registry.get_sample_value("backup_max_age_seconds") == 2 * 6 * 3600
     good, unfinished = tmp_path / "app-20260101T000000Z.sql.gz", "app-20260102T000000Z.sql.gz"
     good.write_bytes(b"")
     (tmp_path / "app-20260101T000000Z.sql.gz.sha256").write_text("0  x\n")
@@ -211,6 +217,14 @@ def test_backup_status_follows_the_newest_good_backup_and_the_last_run(tmp_path)
     (tmp_path / ".last-run").write_text("failed 2026-01-02T00:00:00Z mariadb-dump exited 2\n")
     assert registry.get_sample_value("backup_last_success_timestamp_seconds") == 1767225600
     assert registry.get_sample_value("backup_last_run_failed") == 1
+
+
+def test_backup_status_fails_the_scrape_when_the_script_refuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path))
+    monkeypatch.setenv("BACKUP_INTERVAL", "daily")
+    collector = backup_status.BackupCollector(ROOT / "scripts" / "backup-service.sh")
+    with pytest.raises(RuntimeError, match="BACKUP_INTERVAL=daily"):
+        list(collector.collect())
 
 
 # --- gunicorn: the master serves the sum of its workers --------------------------------------

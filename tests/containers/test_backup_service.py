@@ -1,4 +1,4 @@
-"""Tier 4: the production backup service (compose.yaml + compose.prod.yaml) as it runs: locked
+"""Compose tier: the production backup service (compose.yaml + compose.prod.yaml) as it runs: locked
 down like the others, on dbnet only, backing up at start, and its healthcheck turns unhealthy when
 backups fail or stop, and healthy again when they resume."""
 

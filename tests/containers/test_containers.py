@@ -1,4 +1,4 @@
-"""Tier 4: what only running containers can answer (docker inspect, docker compose exec).
+"""Compose tier: what only running containers can answer (docker inspect, docker compose exec).
 
 Every negative network check has a positive control beside it that proves the probe works.
 """

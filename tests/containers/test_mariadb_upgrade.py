@@ -1,5 +1,5 @@
 """Upgrading MariaDB from the lowest supported version (10.11) to the shipped one (11.8), with the
-commands of docs/operations.md, "Upgrading MariaDB": every post comes back byte for byte with the
+commands of docs/deploy.md, "Upgrading MariaDB": every post comes back byte for byte with the
 schema at head, and a backup taken on 10.11 restores on 11.8."""
 
 import os

@@ -19,17 +19,15 @@ pytestmark = pytest.mark.compose
 MONITORING = ROOT / "monitoring"
 SERVICES = ("prometheus", "mysqld-exporter", "nginx-exporter", "backup-metrics")
 JOBS = {"prometheus", "backend", "nginx", "mysql", "backup"}
-IMAGES = {
-    "PROMETHEUS_IMAGE": "prom/prometheus:v3.13.1",
-    "MYSQLD_EXPORTER_IMAGE": "prom/mysqld-exporter:v0.18.0",
-    "NGINX_EXPORTER_IMAGE": "nginx/nginx-prometheus-exporter:1.5.3",
-}
 # Prometheus scrapes every 15 s and re-resolves the backend replicas every 30 s.
 SCRAPE_WAIT = 90
 
 
-def missing_images():
-    images = [os.environ.get(name) or default for name, default in IMAGES.items()]
+def missing_images(profile):
+    """The profile's images, as compose renders them (pins and overrides), this engine lacks;
+    what it builds itself (backup-metrics, the backend's image) is left to compose."""
+    services = json.loads(profile.compose("config", "--format", "json").stdout)["services"]
+    images = [services[name]["image"] for name in SERVICES if "build" not in services[name]]
     return [image for image in images if not image_available(image)]
 
 
@@ -61,13 +59,13 @@ class Monitoring:
 
 @pytest.fixture(scope="module")
 def monitoring(compose_stack):
-    missing = missing_images()
+    profile = Monitoring(compose_stack)
+    missing = missing_images(profile)
     if missing:
         reason = f"monitoring images {missing} are neither here nor pullable (prepare-docker.sh)"
         if os.environ.get("REQUIRE_COMPOSE_TIER") == "1":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    profile = Monitoring(compose_stack)
     try:
         profile.compose("up", "--detach", "--wait", "--wait-timeout", "300", *SERVICES, timeout=900)
         yield profile

@@ -1,5 +1,5 @@
-"""Tier 4: faults of one backend replica of two. A hung replica costs a GET at most nginx's read
-timeout and never runs a POST twice; a rolling restart fails no idempotent request."""
+"""Compose tier: faults of one backend replica of two. A hung replica costs a GET at most nginx's
+read timeout and never runs a POST twice; a rolling restart fails no idempotent request."""
 
 import subprocess
 import time

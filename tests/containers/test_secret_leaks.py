@@ -1,4 +1,4 @@
-"""Tier 4: no secret of this session leaks anywhere the running stack could put it.
+"""Compose tier: no secret of this session leaks anywhere the running stack could put it.
 
 The secrets (tests/conftest.py, scripts/make-secrets.sh) exist before ComposeStack.up() builds
 every project image without the layer cache, so an image that took a secret in would hold this

@@ -1,5 +1,5 @@
-"""Tier 4: one client's 20 slow readers of the largest list page keep the proxy within its memory
-limit, and another client is still served meanwhile.
+"""Compose tier: one client's 20 slow readers of the largest list page keep the proxy within its
+memory limit, and another client is still served meanwhile.
 
 nginx reads a response from the backend as fast as gunicorn sends it and spools what the client
 has not taken yet: 8 x 16 KB in memory, the rest into /var/cache/nginx, a tmpfs that counts
@@ -19,7 +19,8 @@ from tests.stack import wait_until
 
 pytestmark = pytest.mark.compose
 
-# The connections one client may hold (PROXY_CONN_LIMIT, the issue's "20 slow readers").
+# As many slow readers as one client may hold connections (PROXY_CONN_LIMIT): all of them
+# together must not stop the stack from serving anyone else.
 READERS = 20
 WORST_PAGE = "/api/posts?limit=100"
 # The largest list item whatever the JSON encoding: a control character takes 6 bytes (\u0001)

@@ -1,7 +1,7 @@
 """The `stack` fixture (one per runtime) and a `client` that speaks HTTPS to it.
 
 Every e2e test takes `stack` (tests.stack.Stack) and talks to nginx only, trusting the dev CA.
-"native": processes on 127.0.0.1 (tests/stack/native.py); "compose": the containers
+"native": processes on 127.0.0.1 (native/, through tests/stack/native.py); "compose": the containers
 (tests/stack/compose.py), marked `compose`; "swarm": the Swarm stack (tests/stack/swarm.py), marked
 `swarm`. Both Docker runtimes skip where Docker is unavailable.
 """

@@ -12,8 +12,8 @@ import h2.config
 import h2.connection
 import h2.events
 
+from native.nginx import load_env_file
 from tests.stack import wait_until
-from tests.stack.nginx import load_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 # The security headers every response carries, as the README promises them. Written here, not read

@@ -1,6 +1,9 @@
-"""A steady read load on the stack while an operation runs (rotation, certificate renewal)."""
+"""A steady load on the stack while an operation or a fault runs (rotation, certificate renewal,
+a crash): reads, or writes with the write token."""
 
 import time
+import uuid
+from dataclasses import dataclass
 
 import requests
 
@@ -9,6 +12,10 @@ from tests.stack import Background
 
 # 10 requests a second: well below the per-client limit (20 r/s), so every refusal is a failure.
 PACE = 0.1
+# 4 writes a second, below the write limit (5 r/s): no write is refused with a 429.
+WRITE_PACE = 0.25
+# At most 15 s of writes; a list page (limit=100) holds every one of them.
+MAX_WRITES = 60
 
 
 class SteadyReads(Background):
@@ -49,3 +56,47 @@ class SteadyReads(Background):
     @property
     def failures(self):
         return [(at, outcome) for at, outcome in self.results if outcome != 200]
+
+
+@dataclass
+class Write:
+    sent: float
+    answered: float
+    title: str
+    body: str
+    outcome: int | str  # status code, or the error a client saw instead of an answer
+    payload: dict | None
+
+
+class SteadyWrites(Background):
+    """POST a new post every WRITE_PACE s (with the write token) while the `with` block runs; at
+    most MAX_WRITES."""
+
+    def __init__(self, stack, max_writes=MAX_WRITES):
+        self.stack = stack
+        self.max_writes = max_writes
+        self.run = uuid.uuid4().hex[:8]
+        self.writes: list[Write] = []
+        super().__init__()
+
+    def loop(self):
+        with make_client(self.stack) as session:
+            session.headers["Authorization"] = f"Bearer {self.stack.write_token}"
+            for number in range(self.max_writes):
+                if self.stopped.is_set():
+                    return
+                title = f"crash test {self.run} #{number}"
+                body = f"write #{number} of {self.run}: acknowledged means durable ✓"
+                sent = time.monotonic()
+                try:
+                    response = session.post(
+                        self.stack.base_url + "/api/posts", json={"title": title, "body": body}
+                    )
+                    outcome, payload = response.status_code, response.json()
+                except (requests.RequestException, ValueError) as error:
+                    outcome, payload = f"{type(error).__name__}: {error}", None
+                self.writes.append(Write(sent, time.monotonic(), title, body, outcome, payload))
+                self.stopped.wait(max(0.0, sent + WRITE_PACE - time.monotonic()))
+
+    def acknowledged(self, since=0.0):
+        return [w for w in self.writes if w.outcome == 201 and w.sent >= since]

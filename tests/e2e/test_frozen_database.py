@@ -3,7 +3,7 @@ keeps nothing of a write it answered 5xx to, and never slows the requests that d
 
 README: "the database is down or too slow: 503, retry". A frozen server still accepts connections
 (the kernel's backlog), so nothing fails fast: every wait on the request path must be bounded, and
-bounded inside the proxy's (docs/operations.md, "Bounded waits").
+bounded inside the proxy's (docs/performance.md, "Bounded waits").
 """
 
 import threading
@@ -14,7 +14,7 @@ from app.db import HUNG_PAUSE
 from tests.e2e.conftest import make_client
 from tests.e2e.helpers import wait_for_status, wait_until_writes_recover
 
-# The issue's promise: with the database frozen, an API request answers 503 within 3 s.
+# The promise: with the database frozen, an API request answers 503 within 3 s.
 API_BOUND = 3.0
 # What needs no database (liveness, the page shell, its files) is served as usual meanwhile: far
 # below the database's wait, with room for a noisy machine.

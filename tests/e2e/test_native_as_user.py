@@ -18,16 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import free_port, mariadb
-from tests.stack.mariadb import MariaDB
-from tests.stack.native import NativeStack, http_status
+from native import mariadb
+from native.mariadb import MariaDB
+from native.stack import NativeStack, http_status
+from tests.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "nobody"
 # What the runner reads while it runs: its own code, the configuration (compose.yaml's database
 # client settings too), the generator scripts.
 RUNTIME_FILES = (
-    "backend", "proxy", "db", "scripts", "compose.yaml", "tests/__init__.py", "tests/stack"
+    "backend", "proxy", "db", "scripts", "compose.yaml", "native"
 )  # fmt: skip
 # The PATH of a non-root login on Debian: no sbin.
 USER_PATH = "/usr/bin:/bin"
@@ -35,7 +36,7 @@ USER_PATH = "/usr/bin:/bin"
 # Run as the user: start the stack, print its URL, keep it up until stdin closes, stop it.
 CHILD = """
 import sys
-from tests.stack.native import NativeStack
+from native.stack import NativeStack
 
 run_dir, certs_dir, secrets_dir, http_port, https_port = sys.argv[1:]
 stack = NativeStack(run_dir, int(http_port), int(https_port), certs_dir, secrets_dir)

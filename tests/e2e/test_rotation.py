@@ -1,13 +1,14 @@
-"""Secret rotation without downtime (make rotate-secret NAME=...), in both runtimes: a steady read
-load sees no failed request, the old password stops working, and no password, current or former,
-ever reaches the binary log that point-in-time recovery ships off the host."""
+"""Secret rotation without downtime, in both runtimes: a steady load sees no failed request, and
+what was rotated out stops working. Database passwords (make rotate-secret NAME=...) never reach
+the binary log that point-in-time recovery ships off the host; API write tokens (make
+rotate-token, then make retire-tokens) keep every writer writing until the old token is retired."""
 
 import stat
 import time
 
 import pytest
 
-from tests.e2e.load import SteadyReads
+from tests.e2e.load import SteadyReads, SteadyWrites
 from tests.stack import wait_until
 
 DATABASE_SECRETS = (
@@ -65,3 +66,43 @@ def test_rotating_every_database_password_under_read_load_fails_no_request(
     for name in DATABASE_SECRETS:
         assert former[name] not in binlog, f"the former {name} is in the binary log"
         assert current[name] not in binlog, f"the current {name} is in the binary log"
+
+
+def post_with(stack, client, token):
+    """The status of a new post written with TOKEN."""
+    return client.post(
+        stack.base_url + "/api/posts",
+        json={"title": "token rotation", "body": "written with a given token"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).status_code
+
+
+def test_rotating_the_write_token_under_load_refuses_no_writer_until_retired(stack, client):
+    if not stack.secret_files:
+        pytest.skip("Swarm secrets are immutable: rotate-token.sh refuses them (tests/swarm)")
+    former = stack.write_token
+
+    # Writers keep the former token throughout the move to the new file (each replica's restart
+    # takes seconds: writes for up to 2 minutes).
+    with SteadyReads(stack) as reads, SteadyWrites(stack, max_writes=480) as writes:
+        wait_until(lambda: writes.acknowledged(), 15, "the first acknowledged write")
+        added = stack.run_script("rotate-token.sh", "add", timeout=600)
+        ended = time.monotonic()
+        wait_until(lambda: reads.sent_between(ended, time.monotonic()) >= 10, 30, "10 more reads")
+        wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the move")
+    assert added.returncode == 0, added.stdout + added.stderr
+    new = added.stdout.strip().splitlines()[-1]
+    assert len(new) >= 32 and new != former
+    refused = [write for write in writes.writes if write.outcome != 201]
+    assert refused == [], f"{len(refused)} of {len(writes.writes)} writes: {refused[:5]}"
+    assert reads.failures == [], reads.failures[:10]
+    assert (post_with(stack, client, former), post_with(stack, client, new)) == (201, 201)
+
+    with SteadyReads(stack) as reads:
+        wait_until(lambda: reads.results, 10, "the first read")
+        retired = stack.run_script("rotate-token.sh", "retire", timeout=600)
+    assert retired.returncode == 0, retired.stdout + retired.stderr
+    assert reads.failures == [], reads.failures[:10]
+    assert (post_with(stack, client, former), post_with(stack, client, new)) == (401, 201)
+    # The file the stack starts from holds the new token alone: the tests after this one use it.
+    assert stack.write_token == new

@@ -1,19 +1,19 @@
 """The running stack as the end-to-end tests see it, whatever runs it (processes or containers).
 
-tests/stack/native.py (NativeStack) and tests/stack/compose.py (ComposeStack) implement it once
-each; tests/e2e/ is written against this interface only.
+tests/stack/native.py (NativeStack, over the native runtime in native/) and tests/stack/compose.py
+(ComposeStack) implement it once each; tests/e2e/ is written against this interface only.
 """
 
 import os
-import re
-import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import yaml
+# The native runtime's helpers, which the tests share (re-exported).
+from native.processes import db_client_env as db_client_env
+from native.processes import free_port as free_port
+from native.processes import wait_until as wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("proxy", "backend", "migrate", "db")
@@ -69,20 +69,6 @@ def read_write_token(secrets_dir) -> str:
     return (Path(secrets_dir) / "api_tokens").read_text().split()[0]
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, detail=None):
-    """Poll PREDICATE until it returns something truthy, and return that. After TIMEOUT seconds
-    a TimeoutError names WHAT, followed by DETAIL() (a log tail, a last status) when given."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            more = f"\n{detail()}" if detail else ""
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{more}")
-        time.sleep(interval)
-
-
 class Background:
     """Runs self.loop() on a daemon thread while a `with` block runs. The loop ends once
     self.stopped is set (it checks or waits on it); the block's end waits up to JOIN s for it."""
@@ -103,34 +89,6 @@ class Background:
     def __exit__(self, *exc):
         self.stopped.set()
         self._thread.join(self.join)
-
-
-def db_client_env(user: str, host: str, port: int, secrets_dir) -> dict[str, str]:
-    """The database client settings compose gives the services of USER (compose.yaml's
-    x-db-client-env plus DB_USER and DB_PASSWORD_FILE), for a process on this host: the server at
-    HOST:PORT, the password in SECRETS_DIR, where compose mounts it from, and no TLS."""
-    shared = yaml.safe_load((REPO / "compose.yaml").read_text())["x-db-client-env"]
-    # ${NAME:-default}, as compose reads it: the environment's value unless unset or empty.
-    env = {
-        name: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], value)
-        for name, value in shared.items()
-        # The server's certificate is for dbnet's name `db`: on this host, no network to cross.
-        if name != "DB_TLS_CA_FILE"
-    }
-    return {
-        **env,
-        "DB_HOST": host,
-        "DB_PORT": str(port),
-        "DB_USER": user,
-        "DB_PASSWORD_FILE": str(Path(secrets_dir) / f"db_{user}_password"),
-    }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @runtime_checkable
@@ -181,7 +139,8 @@ class Stack(Protocol):
         """SIGKILL one gunicorn worker (never the master); returns its pid."""
 
     def reload_proxy(self) -> None:
-        """Reload nginx's configuration gracefully (SIGHUP); returns when it answers again."""
+        """Reload nginx's configuration gracefully, as `make reload-proxy` does; returns once the
+        old workers have exited."""
 
     def logs(self, service: str) -> str:
         """Everything SERVICE (one of SERVICES) has written to stdout and stderr so far."""
@@ -254,6 +213,11 @@ class ScriptOperations:
 
     def rotate_secret(self, name) -> subprocess.CompletedProcess:
         return self.run_script("rotate-secret.sh", name, timeout=600)
+
+    def reload_proxy(self) -> None:
+        result = self.run_script("reload-proxy.sh", timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"reload-proxy.sh failed:\n{result.stdout}{result.stderr}")
 
     def root_sql(self, sql) -> str:
         result = self.run_script("db-shell.sh", "--batch", "--skip-column-names", input=sql)

@@ -1,4 +1,4 @@
-"""The stack under Docker Compose: the command line, and (tier 4) the running stack."""
+"""The stack under Docker Compose: the command line, and (compose tier) the running stack."""
 
 import importlib.util
 import os
@@ -108,7 +108,7 @@ def testcontainers_docker(directory):
 
 
 class ComposeStack(ScriptOperations):
-    """The production stack (compose.yaml + compose.prod.yaml) on 127.0.0.1, for tier 4.
+    """The production stack (compose.yaml + compose.prod.yaml) on 127.0.0.1, for the compose tier.
 
     Same interface as the native runner (tests/stack/__init__.py), on testcontainers'
     DockerCompose: its command line (the compose binary, both files, the stack's env file), its
@@ -179,6 +179,14 @@ class ComposeStack(ScriptOperations):
         """The stack's configuration as compose renders it (`config --format json`)."""
         return self.docker_compose.get_config()
 
+    @cached_property
+    def db_check(self):
+        """argv of the db service's healthcheck (compose.yaml). Run with exec(), it is polled at
+        once: Docker's health status would lag by up to the check's interval."""
+        kind, *argv = self.config()["services"]["db"]["healthcheck"]["test"]
+        assert kind == "CMD", kind
+        return argv
+
     def up(self):
         # Compose lets the environment win over the env file (and make exports SECRETS_DIR,
         # CERTS_DIR, BACKUP_DIR): tests/conftest.py's compose_stack unsets these for the session.
@@ -230,11 +238,8 @@ class ComposeStack(ScriptOperations):
     def start_db(self):
         self.compose("start", "db")
         self.note_db_start()
-        # The image's own check, as the healthcheck runs it, but polled at once: Docker's health
-        # status would lag by up to its 10 s interval.
-        check = ("healthcheck.sh", "--connect", "--innodb_initialized")
         wait_until(
-            lambda: self.exec("db", *check).returncode == 0,
+            lambda: self.exec("db", *self.db_check).returncode == 0,
             120, "db to accept connections after its start", 0.2, self.all_logs,
         )  # fmt: skip
 
@@ -305,7 +310,7 @@ class ComposeStack(ScriptOperations):
 
     def restart_backend_replicas(self):
         """Restart the backend one replica at a time, each healthy again before the next, as
-        docs/operations.md tells (scripts/lib/stack.sh restart_backends does the same)."""
+        docs/rotation.md tells (scripts/lib/stack.sh restart_backends does the same)."""
         for container in self.container_ids("backend"):
             self.engine.restart(container, timeout=30)
             wait_until(
@@ -314,22 +319,6 @@ class ComposeStack(ScriptOperations):
                 f"backend {container[:12]} to be healthy again after its restart",
                 interval=0.5,
             )
-
-    def reload_proxy(self):
-        (container,) = self.container_ids("proxy")
-
-        def workers():
-            return {pid for pid, args in self.processes(container) if NGINX_WORKER in args}
-
-        before = workers()
-        self.exec("proxy", "nginx", "-s", "reload", check=True)
-        # As natively: returns once the reload is done. The old worker closes its idle keep-alive
-        # connections and exits; a client that reused one of them meanwhile would see it closed.
-        wait_until(
-            lambda: workers() and not workers() & before,
-            15,
-            "nginx's old worker to exit and a new one to serve after the reload",
-        )
 
     def backend_metrics(self):
         # Each replica's own metrics port, from inside it: the port is published nowhere.

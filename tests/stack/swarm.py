@@ -8,10 +8,9 @@ import os
 import signal
 import time
 
-from tests.stack import wait_until
+from tests.stack import NGINX_WORKER, wait_until
 from tests.stack.compose import ComposeStack, compose_command, run
 
-DB_CHECK = ("healthcheck.sh", "--connect", "--innodb_initialized")
 CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)"
 
 
@@ -33,7 +32,7 @@ class SwarmStack(ComposeStack):
     volume and images, and leaves the swarm if it made it and no other stack runs there.
     """
 
-    # Made once from the files by swarm-secrets.sh: rotation and renewal are docs/operations.md's
+    # Made once from the files by swarm-secrets.sh: rotation and renewal are docs/swarm.md's
     # procedure there, not rotate-secret.sh and reload-proxy.sh.
     secret_files = False
 
@@ -165,6 +164,23 @@ class SwarmStack(ComposeStack):
             for service in ("db", "migrate", "backend", "proxy")
         )
 
+    def reload_proxy(self):
+        """nginx -s reload in the proxy's container. Swarm has no `make reload-proxy` (its
+        configuration and certificate change by deploy), but a reload must still drop nothing."""
+        (container,) = self.container_ids("proxy")
+
+        def workers():
+            return {pid for pid, args in self.processes(container) if NGINX_WORKER in args}
+
+        before = workers()
+        self.exec("proxy", "nginx", "-s", "reload", check=True)
+        # Done once the old worker has finished its requests and exited, as reload-proxy.sh waits.
+        wait_until(
+            lambda: workers() and not workers() & before,
+            15,
+            "nginx's old worker to exit and a new one to serve after the reload",
+        )
+
     def stop_db(self):
         docker("service", "scale", "--detach", f"{self.service('db')}=0")
         wait_until(lambda: not self.container_ids("db"), 120, "the db task to stop")
@@ -178,7 +194,7 @@ class SwarmStack(ComposeStack):
             running = self.container_ids("db")
             return (
                 running
-                and self.exec("db", *DB_CHECK).returncode == 0
+                and self.exec("db", *self.db_check).returncode == 0
                 and self.exec("backend", "python", "-c", CONNECT, "db", "3306").returncode == 0
             )
 

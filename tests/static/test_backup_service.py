@@ -24,9 +24,9 @@ def test_production_runs_the_backup_service_and_development_only_on_request(secr
     assert "backup" not in render(DEV_FILES, secrets_dir)["services"]
 
 
-def test_backup_service_dumps_daily_keeps_14_as_uid_999_on_dbnet_only(backup):
-    # The database's own image (the same default as the db service): mariadb-dump matches it.
-    assert backup["image"] == "mariadb:11.8.9"
+def test_backup_service_dumps_daily_keeps_14_as_uid_999_on_dbnet_only(backup, secrets_dir):
+    # The database's own image, whatever it is: mariadb-dump matches the server.
+    assert backup["image"] == render(PROD_FILES, secrets_dir)["services"]["db"]["image"]
     assert backup["user"] == "999:999"
     assert set(backup["networks"]) == {"dbnet"}
     assert backup["environment"]["BACKUP_INTERVAL"] == "1d"
@@ -35,7 +35,14 @@ def test_backup_service_dumps_daily_keeps_14_as_uid_999_on_dbnet_only(backup):
     assert [s["source"] for s in backup["secrets"]] == ["db_backup_password", "db_tls_cert"]
     mounts = {v["target"]: v for v in backup["volumes"]}
     assert mounts["/backups"]["source"] == str(ROOT / "backups")
-    assert mounts["/opt/stack/scripts"]["read_only"] is True
+    # Read-only, and only the scripts that run in the container: no host operation is there.
+    scripts = {target for target in mounts if target.startswith("/opt/stack/scripts")}
+    assert scripts == {
+        "/opt/stack/scripts/backup-service.sh",
+        "/opt/stack/scripts/backup.sh",
+        "/opt/stack/scripts/lib/dump-facts.awk",
+    }
+    assert all(mounts[target]["read_only"] for target in scripts)
     health_command = ["CMD", "/opt/stack/scripts/backup-service.sh", "health"]
     assert backup["healthcheck"]["test"] == health_command
     assert backup["depends_on"]["db"]["condition"] == "service_healthy"

@@ -1,4 +1,4 @@
-"""The request path's waits nest (docs/operations.md, "Bounded waits"): MariaDB stops a statement
+"""The request path's waits nest (docs/performance.md, "Bounded waits"): MariaDB stops a statement
 first, then the app's database client gives up, then gunicorn, then nginx. Were one outer wait
 shorter than an inner one, the outer would answer (a 504, a killed worker) while the inner work
 went on, and a write answered 5xx could still be committed afterwards."""

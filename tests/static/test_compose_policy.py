@@ -6,7 +6,9 @@ copy (must fail), so a rule that can never fire is caught too.
 
 import copy
 import json
-import re
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,12 +179,24 @@ def test_prod_requires_server_name(secrets_dir):
     assert "SERVER_NAME" in result.stderr
 
 
-def test_prod_runs_two_backend_replicas_with_grace(prod_config):
+def gunicorn_setting(name, environment, tmp_path):
+    """NAME as gunicorn.conf.py sets it for a process with ENVIRONMENT (a service's, rendered)."""
+    probe = "import runpy, sys; print(runpy.run_path(sys.argv[1])[sys.argv[2]])"
+    printed = subprocess.run(
+        [sys.executable, "-c", probe, ROOT / "backend" / "gunicorn.conf.py", name],
+        env={"PATH": os.environ["PATH"], **environment,
+             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return printed.stdout.strip()
+
+
+def test_prod_runs_two_backend_replicas_with_grace(prod_config, tmp_path):
     backend = prod_config["services"]["backend"]
     assert backend["deploy"]["replicas"] == 2
-    # Docker's SIGKILL must come after gunicorn's own graceful shutdown (gunicorn.conf.py).
-    conf = (ROOT / "backend" / "gunicorn.conf.py").read_text()
-    graceful = int(re.search(r'"GUNICORN_GRACEFUL_TIMEOUT", "(\d+)"', conf).group(1))
+    # Docker's SIGKILL must come after gunicorn's own graceful shutdown, as the container's
+    # environment has gunicorn.conf.py set it.
+    graceful = int(gunicorn_setting("graceful_timeout", backend["environment"], tmp_path))
     assert int(backend["stop_grace_period"].rstrip("s")) > graceful
     assert backend["build"]["target"] == "production"
     assert prod_config["services"]["migrate"]["build"]["target"] == "production"

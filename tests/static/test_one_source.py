@@ -12,9 +12,9 @@ import yaml
 
 from app import create_app
 from app.config import Config
+from native.nginx import load_env_file
 from tests.stack import db_client_env
 from tests.stack.compose import ROOT
-from tests.stack.nginx import load_env_file
 from tests.static.tree import repository_files
 
 # The base image each Dockerfile builds on, by the build argument compose.yaml gives it.

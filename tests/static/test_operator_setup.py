@@ -214,7 +214,8 @@ echo "$STUB_SYSTEM_STATE"
 BROWSER = "chromium chromium-driver libnss3-tools fonts-noto-color-emoji"
 # prometheus: promtool for the static tier (its server's service is disabled like the others).
 ALL_PACKAGES = (
-    f"mariadb-server mariadb-client nginx openssl wrk ca-certificates prometheus {BROWSER}"
+    "mariadb-server mariadb-client nginx openssl wrk ca-certificates gettext-base prometheus "
+    f"docker.io {BROWSER}"
 )
 
 
@@ -254,7 +255,7 @@ def test_install_deps_stops_and_disables_only_the_services_it_installed(tmp_path
     # nginx was there before (the owner's web server); mariadb-server is new.
     output, calls = run_install_deps(
         tmp_path,
-        f"mariadb-client nginx openssl wrk ca-certificates prometheus {BROWSER}",
+        ALL_PACKAGES.replace("mariadb-server ", ""),
         "running",
     )
     assert "apt-get install -y -qq --no-install-recommends mariadb-server" in calls
@@ -266,14 +267,14 @@ def test_install_deps_stops_and_disables_only_the_services_it_installed(tmp_path
 
 
 def test_install_deps_disables_both_servers_when_it_installs_both(tmp_path):
-    installed = f"openssl wrk ca-certificates prometheus {BROWSER}"
+    installed = f"openssl wrk ca-certificates gettext-base prometheus docker.io {BROWSER}"
     output, calls = run_install_deps(tmp_path, installed, "degraded")
     assert "systemctl disable --now mariadb nginx" in calls
     assert "deps: stopped and disabled the system services mariadb nginx" in output
 
 
 def test_install_deps_without_systemd_installs_and_touches_no_service(tmp_path):
-    installed = f"openssl wrk ca-certificates prometheus {BROWSER}"
+    installed = f"openssl wrk ca-certificates gettext-base prometheus docker.io {BROWSER}"
     output, calls = run_install_deps(tmp_path, installed, "offline")
     assert "apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client nginx" in (
         calls
@@ -283,10 +284,10 @@ def test_install_deps_without_systemd_installs_and_touches_no_service(tmp_path):
 
 
 def test_install_deps_installs_the_browser_where_the_sources_have_it(tmp_path):
-    installed = "mariadb-server mariadb-client nginx prometheus"
+    installed = "mariadb-server mariadb-client nginx prometheus docker.io"
     output, calls = run_install_deps(tmp_path, installed, "offline")
     assert calls[1] == (
-        "apt-get install -y -qq --no-install-recommends openssl wrk ca-certificates "
+        "apt-get install -y -qq --no-install-recommends openssl wrk ca-certificates gettext-base "
         "chromium chromium-driver libnss3-tools fonts-noto-color-emoji"
     )
     assert "browser test will skip" not in output
@@ -296,12 +297,12 @@ def test_install_deps_leaves_out_browser_packages_the_sources_lack_and_says_so(t
     # Ubuntu's package sources have neither chromium nor chromium-driver (a snap only).
     output, calls = run_install_deps(
         tmp_path,
-        "mariadb-server mariadb-client nginx prometheus",
+        "mariadb-server mariadb-client nginx prometheus docker.io",
         "offline",
         "chromium chromium-driver",
     )
     assert calls[1] == (
-        "apt-get install -y -qq --no-install-recommends openssl wrk ca-certificates "
+        "apt-get install -y -qq --no-install-recommends openssl wrk ca-certificates gettext-base "
         "libnss3-tools fonts-noto-color-emoji"
     )
     assert (
@@ -314,6 +315,18 @@ def test_install_deps_leaves_out_browser_packages_the_sources_lack_and_says_so(t
     )
     assert calls == ["apt-get update -qq"]
     assert "deps: chromium is not in this system's package sources" in output
+
+
+def test_install_deps_installs_docker_and_leaves_its_engine_running(tmp_path):
+    without_docker = ALL_PACKAGES.replace("docker.io ", "")
+    output, calls = run_install_deps(tmp_path, without_docker, "running")
+    assert "apt-get install -y -qq --no-install-recommends docker.io" in calls
+    # The container tiers need the engine: its service is not stopped like the servers' are.
+    assert [c for c in calls if c.startswith("systemctl")] == ["systemctl is-system-running"]
+    # Docker's own packages count as Docker.
+    (tmp_path / "ce").mkdir()
+    output, calls = run_install_deps(tmp_path / "ce", f"{without_docker} docker-ce", "running")
+    assert output.startswith("deps: all present") and calls == [], output
 
 
 def test_install_deps_with_everything_installed_changes_nothing(tmp_path):

@@ -1,5 +1,5 @@
-"""Tier 5: the stack on Docker Swarm keeps its secrets, its isolation and its site up while it is
-updated, rolled back and broken (compose.swarm.yaml, scripts/swarm-*.sh, docs/operations.md)."""
+"""Swarm tier: the stack on Docker Swarm keeps its secrets, its isolation and its site up while it
+is updated, rolled back and broken (compose.swarm.yaml, scripts/swarm-*.sh, docs/swarm.md)."""
 
 import io
 import json
@@ -145,7 +145,7 @@ def test_rotate_secret_refuses_swarm_and_says_where_the_procedure_is(stack):
     result = stack.rotate_secret("db_app_password")
     assert result.returncode != 0
     assert "Swarm secrets cannot change" in result.stderr
-    assert "docs/operations.md" in result.stderr
+    assert "docs/swarm.md" in result.stderr
 
 
 # --- updates, rollback, failures ---------------------------------------------------------------

@@ -7,9 +7,9 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.stack import free_port, wait_until
+from native.processes import free_port, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CONF_D = REPO / "db" / "conf.d"
 INITDB_D = REPO / "db" / "initdb.d"
 # Where Debian installs the MariaDB programs, searched after PATH: the server lives in /usr/sbin,

@@ -1,4 +1,4 @@
-"""`make bench`: see tests/bench/__init__.py."""
+"""`make bench`: see tools/bench/__init__.py."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import yaml
 
-from tests.stack import Background, free_port
-from tests.stack.mariadb import find_program
-from tests.stack.native import REPO, NativeStack, children, http_status, tail
-from tests.stack.nginx import NGINX_BIN
+from native.mariadb import find_program
+from native.nginx import NGINX_BIN
+from native.processes import free_port
+from native.stack import REPO, NativeStack, children, http_status, tail
 
 OUT = REPO / ".run" / "bench"
 LUA = Path(__file__).with_name("wrk-report.lua")
@@ -28,9 +30,9 @@ PROFILE_SECONDS = 10
 # The list page as clients get it: the default 20 items, each with a ~300-byte excerpt.
 READ = "/api/posts"
 POSTS, BODY = 20, ("All work and no play makes a benchmark a dull post. " * 6)[:300]
-# What production allows each service (compose.prod.yaml), in MiB; natively one gunicorn master
-# with 2 workers is one backend replica.
-LIMITS_MIB = {"nginx": 128, "gunicorn": 512, "mariadbd": 768}
+# What production allows each service, in MiB, read from compose.prod.yaml; natively one gunicorn
+# master with 2 workers is one backend replica.
+SERVICE_OF = {"nginx": "proxy", "gunicorn": "backend", "mariadbd": "db"}
 
 
 class BenchStack(NativeStack):
@@ -60,7 +62,7 @@ class Result:
 
 def scenarios(stack: BenchStack) -> list[Scenario]:
     # 127.0.0.1, not localhost: wrk takes the first address, which may be ::1, where nothing
-    # listens. nginx serves the name 127.0.0.1 natively (tests/stack/native.py).
+    # listens. nginx serves the name 127.0.0.1 natively (native/stack.py).
     proxied = f"https://127.0.0.1:{stack.https_port}"
     direct = f"http://127.0.0.1:{stack.backend_port}"
     found = []
@@ -93,17 +95,49 @@ def wrk(scenario: Scenario, seconds: int) -> Result:
     )
 
 
-class MemoryPeaks(Background):
-    """Peak resident memory of each service (all its processes together), sampled 4 times a
-    second while the `with` block runs. RSS counts pages the gunicorn workers share with their
-    master once per process: an upper bound."""
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's merge tags (!reset, !override) read as the plain values they tag."""
 
-    join = 5
+
+def _plain(loader, _tag, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)
+
+
+ComposeLoader.add_multi_constructor("!", _plain)
+
+
+def limits_mib():
+    """Each program's memory limit in production (compose.prod.yaml), in MiB."""
+    text = (REPO / "compose.prod.yaml").read_text()
+    services = yaml.load(text, Loader=ComposeLoader)["services"]  # noqa: S506 - a safe loader
+    return {
+        program: int(services[service]["deploy"]["resources"]["limits"]["memory"].removesuffix("M"))
+        for program, service in SERVICE_OF.items()
+    }
+
+
+class MemoryPeaks:
+    """Peak resident memory of each service (all its processes together), sampled 4 times a
+    second on a thread while the `with` block runs. RSS counts pages the gunicorn workers share
+    with their master once per process: an upper bound."""
 
     def __init__(self, pids: dict[str, int]):
         self.pids = pids
         self.peak_kib = dict.fromkeys(pids, 0)
-        super().__init__()
+        self.stopped = threading.Event()
+        self._thread = threading.Thread(target=self.loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self._thread.join(5)
 
     @staticmethod
     def rss_kib(pid: int) -> int:
@@ -126,7 +160,8 @@ def seed(stack: BenchStack) -> None:
     """Enough posts for a full default page, written straight to gunicorn (no write limit)."""
     with requests.Session() as session:
         session.trust_env = False
-        session.headers["Authorization"] = f"Bearer {stack.write_token}"
+        token = (stack.secrets_dir / "api_tokens").read_text().split()[0]
+        session.headers["Authorization"] = f"Bearer {token}"
         for number in range(POSTS):
             response = session.post(
                 f"http://127.0.0.1:{stack.backend_port}/api/posts",
@@ -271,7 +306,9 @@ def main() -> int:
     stack.up()
     try:
         seed(stack)
-        assert http_status(f"{stack.base_url}{READ}", stack.ca_bundle) == 200
+        status = http_status(f"{stack.base_url}{READ}", stack.ca_bundle)
+        if status != 200:
+            raise RuntimeError(f"{READ} answered {status} after seeding")
         pids = stack.running_pids()
         names = {"nginx": pids["proxy"], "gunicorn": pids["backend"], "mariadbd": pids["db"]}
         plan = scenarios(stack)
@@ -315,7 +352,7 @@ def main() -> int:
         chart(OUT / "chart.png", labels, medians, [results[s] for s in plan])
         charted = f"chart:  {OUT / 'chart.png'}"
     except ImportError:
-        charted = "chart: skipped (matplotlib missing: pip install -r tests/bench/requirements.txt)"
+        charted = "chart: skipped (matplotlib missing: pip install -r tools/bench/requirements.txt)"
     print(report)
     print(f"report: {OUT / 'report.md'}\n{charted}")
     return 0
@@ -410,7 +447,7 @@ def render(plan, results, peak_kib, profile_summary) -> str:
         "|---|---:|---:|",
     ]
     for name, kib in peak_kib.items():
-        lines.append(f"| {name} | {kib / 1024:.0f} MiB | {LIMITS_MIB[name]} MiB |")
+        lines.append(f"| {name} | {kib / 1024:.0f} MiB | {limits_mib()[name]} MiB |")
     lines += [
         "",
         f"## Profile: gunicorn workers, read via nginx+TLS at 32 connections, {PROFILE_SECONDS} s",

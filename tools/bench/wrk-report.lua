@@ -1,4 +1,4 @@
--- wrk's summary as one JSON line on stdout, read by tests/bench (`make bench`).
+-- wrk's summary as one JSON line on stdout, read by tools/bench (`make bench`).
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

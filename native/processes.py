@@ -1,0 +1,54 @@
+"""What the native runtime's processes share: waiting, ports, and the database client settings
+compose gives a service."""
+
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, detail=None):
+    """Poll PREDICATE until it returns something truthy, and return that. After TIMEOUT seconds
+    a TimeoutError names WHAT, followed by DETAIL() (a log tail, a last status) when given."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            more = f"\n{detail()}" if detail else ""
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{more}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def db_client_env(user: str, host: str, port: int, secrets_dir) -> dict[str, str]:
+    """The database client settings compose gives the services of USER (compose.yaml's
+    x-db-client-env plus DB_USER and DB_PASSWORD_FILE), for a process on this host: the server at
+    HOST:PORT, the password in SECRETS_DIR, where compose mounts it from, and no TLS."""
+    shared = yaml.safe_load((REPO / "compose.yaml").read_text())["x-db-client-env"]
+    # ${NAME:-default}, as compose reads it: the environment's value unless unset or empty.
+    env = {
+        name: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], value)
+        for name, value in shared.items()
+        # The server's certificate is for dbnet's name `db`: on this host, no network to cross.
+        if name != "DB_TLS_CA_FILE"
+    }
+    return {
+        **env,
+        "DB_HOST": host,
+        "DB_PORT": str(port),
+        "DB_USER": user,
+        "DB_PASSWORD_FILE": str(Path(secrets_dir) / f"db_{user}_password"),
+    }
