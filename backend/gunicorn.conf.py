@@ -19,6 +19,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/backend-metrics")  # noq
 # It must exist before that import: metrics without labels open their files at once.
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], mode=0o700, exist_ok=True)
 
+import listen  # noqa: E402
 from app import metrics, refusals  # noqa: E402
 from app.config import Config, ConfigError  # noqa: E402
 from app.logging import JsonFormatter, wsgi_text  # noqa: E402
@@ -30,7 +31,7 @@ def env(name, default):
 
 chdir = here
 wsgi_app = "app:create_app()"
-bind = env("GUNICORN_BIND", "0.0.0.0:8000").split(",")
+bind = listen.addresses()
 
 # Database budget: workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW) x replicas < max_connections
 # (asserted by tests/backend/test_pool_budget.py against the live server).
@@ -137,7 +138,7 @@ def on_starting(server):
 
 
 def when_ready(server):
-    metrics.serve(metrics_bind, metrics.server_registry(metrics.app_port()))
+    metrics.serve(metrics_bind, metrics.server_registry(listen.port()))
     server.log.info("metrics on http://%s/metrics", metrics_bind)
 
 

@@ -35,6 +35,8 @@ from prometheus_client.mmap_dict import MmapedDict
 from sqlalchemy import event
 from werkzeug.serving import is_running_from_reloader
 
+import listen
+
 DEFAULT_BIND = "0.0.0.0:9100"
 # Any other method (clients may send any token) is counted as "other": labels stay bounded.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -139,7 +141,7 @@ def init_app(app):
     # Flask's development server (the dev image) has no gunicorn master: its serving process,
     # the reloader's child, serves the metrics itself. Under gunicorn the master does.
     if is_running_from_reloader():
-        serve(os.environ.get("METRICS_BIND", DEFAULT_BIND), server_registry(app_port()))
+        serve(os.environ.get("METRICS_BIND", DEFAULT_BIND), server_registry(listen.port()))
 
 
 def instrument_engine(engine, limit):
@@ -167,12 +169,6 @@ def instrument_engine(engine, limit):
 
 
 # --- collected when Prometheus scrapes ---------------------------------------------------------
-def app_port():
-    """The application's port: the first address of GUNICORN_BIND, as healthcheck.py reads it."""
-    bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")[0].strip()
-    return int(bind.rsplit(":", 1)[1]) if ":" in bind else 8000
-
-
 class BuildInfoCollector:
     """backend_build_info{version, commit} 1, from BUILD_VERSION and BUILD_COMMIT."""
 

@@ -40,8 +40,6 @@ FETCH_SCRIPT = (
     "import sys, urllib.request\n"
     "print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end='')\n"
 )
-METRICS_URL = "http://127.0.0.1:9100/metrics"
-STUB_STATUS_URL = "http://proxy:8082/stub_status"
 DEV_FILES = ["-f", str(ROOT / "compose.yaml")]
 PROD_FILES = DEV_FILES + ["-f", str(ROOT / "compose.prod.yaml")]
 
@@ -178,6 +176,18 @@ class ComposeStack(ScriptOperations):
     def config(self):
         """The stack's configuration as compose renders it (`config --format json`)."""
         return self.docker_compose.get_config()
+
+    @cached_property
+    def metrics_url(self):
+        """A backend replica's metrics, from inside it: the port of its METRICS_BIND."""
+        bind = self.config()["services"]["backend"]["environment"]["METRICS_BIND"]
+        return f"http://127.0.0.1:{bind.rsplit(':', 1)[1]}/metrics"
+
+    @cached_property
+    def stub_status_url(self):
+        """nginx's stub_status, on the proxy's PROXY_STATUS_PORT (proxy.env), across appnet."""
+        port = self.config()["services"]["proxy"]["environment"]["PROXY_STATUS_PORT"]
+        return f"http://proxy:{port}/stub_status"
 
     @cached_property
     def db_check(self):
@@ -324,7 +334,7 @@ class ComposeStack(ScriptOperations):
         # Each replica's own metrics port, from inside it: the port is published nowhere.
         return [
             self.exec(
-                "backend", "python", "-c", FETCH_SCRIPT, METRICS_URL, index=i, check=True
+                "backend", "python", "-c", FETCH_SCRIPT, self.metrics_url, index=i, check=True
             ).stdout
             for i in range(1, self.backend_replicas + 1)
         ]
@@ -332,7 +342,7 @@ class ComposeStack(ScriptOperations):
     def proxy_stub_status(self):
         # From a backend replica, which shares appnet with the proxy as the exporter does.
         return self.exec(
-            "backend", "python", "-c", FETCH_SCRIPT, STUB_STATUS_URL, check=True
+            "backend", "python", "-c", FETCH_SCRIPT, self.stub_status_url, check=True
         ).stdout
 
     def proxy_worker_count(self):

@@ -172,6 +172,17 @@ def test_each_monitoring_service_reaches_only_what_it_scrapes(config):
     assert "dbnet" not in networks["prometheus"]
 
 
+def test_each_scraper_asks_the_port_its_target_serves_on(config):
+    # prometheus.yml and the exporter's flag cannot read the services' settings: held to them.
+    jobs = yaml.safe_load((MONITORING / "prometheus.yml").read_text())["scrape_configs"]
+    (backend,) = [job for job in jobs if job["job_name"] == "backend"]
+    metrics_bind = config["services"]["backend"]["environment"]["METRICS_BIND"]
+    assert backend["dns_sd_configs"][0]["port"] == int(metrics_bind.rsplit(":", 1)[1])
+    status_port = config["services"]["proxy"]["environment"]["PROXY_STATUS_PORT"]
+    scrape = config["services"]["nginx-exporter"]["command"]
+    assert f"--nginx.scrape-uri=http://proxy:{status_port}/stub_status" in scrape
+
+
 def test_prometheus_keeps_its_data_on_a_volume_with_a_retention_limit(config):
     prometheus = config["services"]["prometheus"]
     data = next(v for v in prometheus["volumes"] if v["target"] == "/prometheus")
