@@ -7,8 +7,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-# api_tokens holds one write token per line; add a line to hand out a second one (docs/rotation.md).
-names=(db_root_password db_migrator_password db_app_password db_backup_password db_exporter_password api_tokens)
 
 force=false
 case "${1:-}" in
@@ -24,7 +22,10 @@ umask 077
 mkdir -p "$secrets_dir"
 chmod 0700 "$secrets_dir"
 
-for name in "${names[@]}"; do
+# A random value each; the TLS key pair is made below. api_tokens holds one write token per line
+# (make rotate-token adds one).
+for name in "${secret_names[@]}"; do
+  [[ $name != db_tls_* ]] || continue
   file="$secrets_dir/$name"
   if [[ -s $file && $force == false ]]; then
     echo "kept     $file"

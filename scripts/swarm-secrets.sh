@@ -16,8 +16,7 @@ sources=(
   "tls_certificate=$certs_dir/server.crt"
   "tls_key=$certs_dir/server.key"
 )
-for name in db_root_password db_migrator_password db_app_password db_backup_password \
-  db_exporter_password api_tokens db_tls_cert db_tls_key; do
+for name in "${secret_names[@]}"; do
   sources+=("$name=$secrets_dir/$name")
 done
 

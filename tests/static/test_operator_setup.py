@@ -140,6 +140,9 @@ def test_make_writes_secrets_and_certs_where_compose_reads_them(checkout, tmp_pa
 
     config = render(checkout, *PROD)
     assert config["secrets"]["db_app_password"]["file"] == f"{secrets}/db_app_password"
+    # Every secret file compose reads from SECRETS_DIR is one make secrets wrote.
+    read = {s["file"] for s in config["secrets"].values() if s["file"].startswith(f"{secrets}/")}
+    assert read and read <= {str(path) for path in secrets.iterdir()}
     mounts = {m["target"]: m["source"] for m in config["services"]["proxy"]["volumes"]}
     assert mounts["/etc/nginx/certs/server.crt"] == f"{certs}/server.crt"
 
