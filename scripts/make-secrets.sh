@@ -32,10 +32,7 @@ for name in "${secret_names[@]}"; do
     continue
   fi
   password=$(random_password)
-  tmp=$(mktemp "$secrets_dir/.$name.XXXXXX")
-  printf '%s' "$password" > "$tmp"
-  chmod 0644 "$tmp"
-  mv -f "$tmp" "$file"
+  printf '%s' "$password" | write_secret "$file"
   echo "created  $file"
 done
 

@@ -53,11 +53,9 @@ root_sql <<<"SELECT 1" >/dev/null || die "cannot reach the database as root ($ru
 logs_in "$file" ||
   die "$account does not log in with the password in $file: the file and the database disagree; fix that first"
 
-state="" tmp=""
+state=""
 on_exit() {
   local code=$?
-  # A new password never stays behind in a temporary file.
-  [[ -z $tmp ]] || rm -f "$tmp"
   ((code != 0)) || return 0
   case $state in
     both) echo "$script: FAILED: $account accepts the old and the new password; $file still holds the old one. Run the rotation again." >&2 ;;
@@ -69,15 +67,11 @@ trap on_exit EXIT
 # 1. The account accepts both passwords: consumers still on the old one keep logging in.
 state=both
 identify "$(native_hash "$old")" "$(native_hash "$new")"
-tmp=$(mktemp "$secrets_dir/.$name.XXXXXX")
-printf '%s' "$new" >"$tmp"
-logs_in "$tmp" || die "$account does not log in with the new password"
+logs_in <(printf '%s' "$new") || die "$account does not log in with the new password"
 say "$account accepts the old and the new password"
 
-# 2. The new secret file, atomically and with make-secrets.sh's mode: readable by the containers'
-# users (bind mounts keep the host mode), closed to the host's other users by the 0700 directory.
-chmod 0644 "$tmp"
-mv -f "$tmp" "$file"
+# 2. The new secret file (write_secret: atomic, make-secrets.sh's mode).
+printf '%s' "$new" | write_secret "$file"
 state=written
 say "wrote $file"
 

@@ -18,16 +18,6 @@ file=$secrets_dir/api_tokens
 # token_lines: the file's tokens, as the backend reads them (blank lines and # comments skipped).
 token_lines() { grep -v -e '^[[:space:]]*$' -e '^#' "$file" || true; }
 
-# replace_file COMMAND...: the output of COMMAND becomes the file, atomically and with
-# make-secrets.sh's mode (readable by the containers' users, the 0700 directory guards it).
-replace_file() {
-  local tmp
-  tmp=$(mktemp "$secrets_dir/.api_tokens.XXXXXX")
-  "$@" >"$tmp" || { rm -f "$tmp"; die "could not write the new $file"; }
-  chmod 0644 "$tmp"
-  mv -f "$tmp" "$file"
-}
-
 # with_new_token: the file as it is, then $new on a line of its own.
 with_new_token() {
   cat "$file"
@@ -43,7 +33,9 @@ newest_only() {
 case "${1:-}" in
   add)
     new=$(random_password)
-    replace_file with_new_token
+    # Read whole first: a failure leaves the file as it was.
+    tokens=$(with_new_token)
+    printf '%s\n' "$tokens" | write_secret "$file"
     say "added a token to $file ($(token_lines | wc -l) valid now)"
     restart_backends
     say "every backend accepts the new token (printed below) and the earlier ones: hand it to the writers, then run make retire-tokens"
@@ -56,7 +48,8 @@ case "${1:-}" in
       exit 0
     fi
     newest=$(token_lines | tail -n 1)
-    replace_file newest_only
+    tokens=$(newest_only)
+    printf '%s\n' "$tokens" | write_secret "$file"
     say "kept the newest token of $file, dropped $((count - 1))"
     restart_backends
     say "every backend refuses the retired tokens now"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034 # the variables are read by the sourcing files
 # Sourced by scripts/make-secrets.sh, scripts/lib/stack.sh and scripts/lib/swarm.sh: where the
 # repository and its secrets are and their names, the compose command, the Swarm stack's name, how a
-# script reports and how it makes a password. Never run on its own.
+# script reports, and how it makes and writes a secret. Never run on its own.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 script=$(basename "$0" .sh)
@@ -21,6 +21,17 @@ die() {
 }
 
 say() { echo "$script: $*"; }
+
+# write_secret FILE: stdin becomes FILE atomically (a reader sees the old or the new contents),
+# mode 0644: compose's file secrets are bind mounts that keep the host mode, read by the
+# containers' non-root users; the 0700 SECRETS_DIR keeps every other host user out.
+write_secret() {
+  local tmp
+  tmp=$(mktemp "$(dirname "$1")/.$(basename "$1").XXXXXX")
+  cat >"$tmp" || { rm -f "$tmp"; die "could not write $1"; }
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$1"
+}
 
 # random_password: 32 alphanumeric characters (~190 bits) from /dev/urandom, for every secret the
 # stack generates: no quoting trouble in SQL, shells or URLs.

@@ -178,6 +178,10 @@ def test_each_scraper_asks_the_port_its_target_serves_on(config):
     (backend,) = [job for job in jobs if job["job_name"] == "backend"]
     metrics_bind = config["services"]["backend"]["environment"]["METRICS_BIND"]
     assert backend["dns_sd_configs"][0]["port"] == int(metrics_bind.rsplit(":", 1)[1])
+    (backup,) = [job for job in jobs if job["job_name"] == "backup"]
+    backup_bind = config["services"]["backup-metrics"]["environment"]["METRICS_BIND"]
+    (target,) = backup["static_configs"][0]["targets"]
+    assert target == f"backup-metrics:{backup_bind.rsplit(':', 1)[1]}"
     status_port = config["services"]["proxy"]["environment"]["PROXY_STATUS_PORT"]
     scrape = config["services"]["nginx-exporter"]["command"]
     assert f"--nginx.scrape-uri=http://proxy:{status_port}/stub_status" in scrape
