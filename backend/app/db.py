@@ -5,6 +5,7 @@ an engine exist before a fork anyway (GUNICORN_PRELOAD=1, or any forking server)
 drops the inherited pool without closing the parent's sockets (dispose(close=False)).
 """
 
+import logging
 import os
 import time
 import weakref
@@ -12,10 +13,11 @@ import weakref
 from flask import current_app, g, request
 from pymysql.err import OperationalError as PyMySQLOperationalError
 from sqlalchemy import create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .auth import WRITE_METHODS
 
+log = logging.getLogger(__name__)
 _engines = weakref.WeakSet()
 # A write request's statements form one transaction at InnoDB's default level; reads run without.
 WRITE_ISOLATION = "REPEATABLE READ"
@@ -76,8 +78,8 @@ def make_engine(config):
         # opens a transaction for writes.
         isolation_level="AUTOCOMMIT",
         skip_autocommit_rollback=True,
-        # Checks a connection before use, so a restarted server costs one retry, not an error.
-        pool_pre_ping=True,
+        # No pre-ping (a round trip before each request's first statement): a connection that
+        # died in the pool is found by the request itself, which runs again (init_app).
         pool_recycle=config.pool_recycle,
         pool_size=config.pool_size,
         max_overflow=config.max_overflow,
@@ -123,8 +125,39 @@ def check_answering():
         raise OperationalError("(no statement: the database is not answering)", None, exc) from None
 
 
+def lost_before_commit(error):
+    """True when ERROR says a connection was found dead (the server restarted, or closed it,
+    since its last use), not silent. A write commits after its view returns (init_app), so
+    nothing the request wrote is stored: it may run again."""
+    return (
+        isinstance(error, DBAPIError)
+        and error.connection_invalidated
+        and not _timed_out(error.orig)
+    )
+
+
 def init_app(app, engine):
     app.extensions["db_engine"] = engine
+
+    # A connection that died in the pool fails the first statement sent on it. SQLAlchemy then
+    # discards it and every connection opened before it, so the request, run again once, gets a
+    # new one: a restarted database costs no failed request, and a read in the steady state one
+    # round trip, where a pre-ping on every checkout cost two.
+    dispatch = app.dispatch_request
+
+    def dispatch_reconnecting():
+        try:
+            return dispatch()
+        except DBAPIError as error:
+            if not lost_before_commit(error):
+                raise
+        log.info("database connection lost before the request committed; running it again")
+        conn = g.pop("db_conn", None)
+        if conn is not None:
+            conn.close()
+        return dispatch()
+
+    app.dispatch_request = dispatch_reconnecting
 
     # Commit before the response leaves, so a failed commit answers 500, never a false 201.
     @app.after_request
@@ -144,13 +177,29 @@ def init_app(app, engine):
             conn.close()  # back to the pool; rolls back anything left open
 
 
+def checkout(engine, isolation_level=None):
+    """A pooled connection: in autocommit mode, or ready for one transaction at ISOLATION_LEVEL."""
+    conn = engine.connect()
+    if isolation_level:
+        # Switching the isolation level talks to the driver directly: on a connection that died
+        # in the pool it fails with an error SQLAlchemy never sees, so the request would not run
+        # again (init_app). A statement proves the connection first; its rollback ends
+        # SQLAlchemy's transaction object, and sends nothing in autocommit mode.
+        try:
+            conn.exec_driver_sql("SELECT 1")
+            conn.rollback()
+            conn.execution_options(isolation_level=isolation_level)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
 def connection():
     """The request's connection. A write request's statements form one transaction, committed at
     the end of a successful request; a read's statements run in autocommit mode."""
     if "db_conn" not in g:
         check_answering()
-        conn = current_app.extensions["db_engine"].connect()
-        if request.method in WRITE_METHODS:
-            conn.execution_options(isolation_level=WRITE_ISOLATION)
-        g.db_conn = conn
+        isolation = WRITE_ISOLATION if request.method in WRITE_METHODS else None
+        g.db_conn = checkout(current_app.extensions["db_engine"], isolation)
     return g.db_conn

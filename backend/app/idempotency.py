@@ -17,6 +17,7 @@ from flask import Response
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError
 
+from .db import checkout
 from .errors import ApiError
 from .posts import metadata
 
@@ -148,8 +149,7 @@ def purge_expired(engine):
     if time.monotonic() - _last_purge < PURGE_EVERY:
         return
     _last_purge = time.monotonic()
-    with engine.connect() as conn:
-        # READ COMMITTED takes no gap locks, so new keys are never held up by the purge.
-        conn.execution_options(isolation_level="READ COMMITTED")
+    # READ COMMITTED takes no gap locks, so new keys are never held up by the purge.
+    with checkout(engine, "READ COMMITTED") as conn:
         conn.execute(keys.delete().where(_EXPIRED).with_dialect_options(mysql_limit=PURGE_BATCH))
         conn.commit()

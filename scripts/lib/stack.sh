@@ -108,9 +108,15 @@ native_workers() {
 }
 
 # restart_backends: every backend process starts again and so reads its secret files anew,
-# one replica (compose) or one generation of workers (native) at a time, while the others serve.
+# one replica (compose, Swarm) or one generation of workers (native) at a time, while the others
+# serve.
 restart_backends() {
-  if [[ $runtime == compose ]]; then
+  if [[ $runtime == swarm ]]; then
+    # A rolling update to the same image, in the service's own order (compose.swarm.yaml:
+    # start-first, each new task healthy before the old one stops).
+    docker service update --quiet --force --detach=false "${swarm_stack}_backend" >/dev/null
+    say "backend service ${swarm_stack}_backend updated, task by task"
+  elif [[ $runtime == compose ]]; then
     local id status
     for id in $("${compose[@]}" ps --quiet backend); do
       # A restart mounts the secret files again: a running container keeps the inode it

@@ -105,7 +105,7 @@ def test_rolling_restart_of_the_backend_fails_no_idempotent_request(stack):
     with SteadyReads(stack) as load:
         wait_until(lambda: len(load.results) >= 5, 15, "the read load to start")
         started = time.monotonic()
-        stack.restart_backend_replicas()
+        stack.restart_backend()
         ended = time.monotonic()
         wait_until(lambda: load.sent_between(ended, time.monotonic()) >= 20, 30, "20 more requests")
 

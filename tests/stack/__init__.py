@@ -138,6 +138,10 @@ class Stack(Protocol):
     def kill_backend_worker(self) -> int:
         """SIGKILL one gunicorn worker (never the master); returns its pid."""
 
+    def restart_backend(self) -> None:
+        """Restart every backend process while the others serve, as `make restart-backend` does;
+        returns once all are back."""
+
     def reload_proxy(self) -> None:
         """Reload nginx's configuration gracefully, as `make reload-proxy` does; returns once the
         old workers have exited."""
@@ -213,6 +217,11 @@ class ScriptOperations:
 
     def rotate_secret(self, name) -> subprocess.CompletedProcess:
         return self.run_script("rotate-secret.sh", name, timeout=600)
+
+    def restart_backend(self) -> None:
+        result = self.run_script("restart-backend.sh", timeout=300)
+        if result.returncode != 0:
+            raise RuntimeError(f"restart-backend.sh failed:\n{result.stdout}{result.stderr}")
 
     def reload_proxy(self) -> None:
         result = self.run_script("reload-proxy.sh", timeout=120)

@@ -318,18 +318,6 @@ class ComposeStack(ScriptOperations):
     def unpause_backend(self, container):
         self.engine.unpause(container)
 
-    def restart_backend_replicas(self):
-        """Restart the backend one replica at a time, each healthy again before the next, as
-        docs/rotation.md tells (scripts/lib/stack.sh restart_backends does the same)."""
-        for container in self.container_ids("backend"):
-            self.engine.restart(container, timeout=30)
-            wait_until(
-                lambda c=container: self.health(c) == "healthy",
-                120,
-                f"backend {container[:12]} to be healthy again after its restart",
-                interval=0.5,
-            )
-
     def backend_metrics(self):
         # Each replica's own metrics port, from inside it: the port is published nowhere.
         return [

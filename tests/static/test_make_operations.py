@@ -31,6 +31,7 @@ def make(*args, cwd=ROOT):
         (["rotate-token"], "scripts/rotate-token.sh add"),
         (["retire-tokens"], "scripts/rotate-token.sh retire"),
         (["reload-proxy"], "scripts/reload-proxy.sh"),
+        (["restart-backend"], "scripts/restart-backend.sh"),
         (["db-shell"], "scripts/db-shell.sh"),
     ],
     ids=[
@@ -41,6 +42,7 @@ def make(*args, cwd=ROOT):
         "rotate-token",
         "retire-tokens",
         "reload-proxy",
+        "restart-backend",
         "db-shell",
     ],  # fmt: skip
 )

@@ -27,6 +27,7 @@ LUA = Path(__file__).with_name("wrk-report.lua")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 PROFILE_SECONDS = 10
+CONNECTIONS = (1, 32, 128)
 # The list page as clients get it: the default 20 items, each with a ~300-byte excerpt.
 READ = "/api/posts"
 POSTS, BODY = 20, ("All work and no play makes a benchmark a dull post. " * 6)[:300]
@@ -66,10 +67,10 @@ def scenarios(stack: BenchStack) -> list[Scenario]:
     proxied = f"https://127.0.0.1:{stack.https_port}"
     direct = f"http://127.0.0.1:{stack.backend_port}"
     found = []
-    for connections in (1, 32, 128):
+    for connections in CONNECTIONS:
         found.append(Scenario("read via nginx+TLS", proxied + READ, connections))
         found.append(Scenario("read direct", direct + READ, connections))
-    for connections in (1, 32):
+    for connections in CONNECTIONS:
         found.append(Scenario("trivial via nginx+TLS", proxied + "/healthz", connections))
         found.append(Scenario("trivial direct", direct + "/healthz", connections))
     health = f"http://127.0.0.1:{stack.health_port}/nginx-health"
@@ -191,7 +192,7 @@ def profile(stack: BenchStack, scenario: Scenario) -> tuple[str, int]:
     if spy.returncode != 0 or not raw.exists():
         return f"(py-spy failed: {err.strip()[-300:]})", 0
     text = raw.read_text()
-    return text, sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.strip())
+    return text, sum(count for _, count in collapsed_stacks(text))
 
 
 # Where a sample's time goes: the innermost frame of a known package decides (a socket read inside
@@ -214,20 +215,22 @@ def frame_file(frame: str) -> str:
     return frame.rsplit("(", 1)[-1].rstrip(")").rsplit(":", 1)[0]
 
 
+def collapsed_stacks(text: str) -> list[tuple[str, int]]:
+    """py-spy's raw lines, "frame;frame;... <samples>", as (stack, samples). A process's command
+    line can hold a newline, which breaks its line in two: the part without a count is dropped."""
+    return [(m[1], int(m[2])) for m in re.finditer(r"^(.*) (\d+)$", text, re.MULTILINE)]
+
+
 def summarize_profile(text: str, total: int, top: int = 20) -> str:
     if not total:
         return text
     by_package = collections.Counter()
     inclusive = collections.Counter()
     leaf = collections.Counter()
-    for line in text.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+    for stack, count in collapsed_stacks(text):
         frames = [f for f in stack.split(";") if not f.startswith("process ")]
         if not frames:
             continue
-        count = int(count)
         label = "other (stdlib, interpreter)"
         for frame in reversed(frames):
             path = frame_file(frame)
@@ -259,42 +262,48 @@ def median_range(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
-def ratio_line(label, target, numerators, denominators, better="higher"):
-    ratios = [a / b for a, b in zip(numerators, denominators, strict=True) if b]
-    mid, low, high = median_range(ratios)
+def target_line(label, target, values, better="higher", unit=""):
+    """A table row: the median of per-round VALUES against TARGET."""
+    mid, low, high = median_range(values)
     met = mid >= target if better == "higher" else mid <= target
     sign = ">=" if better == "higher" else "<="
     verdict = "met" if met else "NOT met"
-    return f"| {label} | {mid:.2f} | {low:.2f}-{high:.2f} | {sign} {target} | {verdict} |"
+    row = [label, f"{mid:.2f}{unit}", f"{low:.2f}-{high:.2f}", f"{sign} {target}{unit}", verdict]
+    return "| " + " | ".join(row) + " |"
 
 
-def chart(path: Path, names: list[str], medians: list[Result], runs: list[list[Result]]):
+def ratio_line(label, target, numerators, denominators, better="higher"):
+    ratios = [a / b for a, b in zip(numerators, denominators, strict=True) if b]
+    return target_line(label, target, ratios, better)
+
+
+def chart(path: Path, plan: list[Scenario], results: dict[Scenario, list[Result]], measured: str):
+    """Throughput and p99 against connections, one line per path (medians of the rounds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
-    positions = range(len(names))
-    rps = [m.rps for m in medians]
-    low = [m.rps - min(r.rps for r in rs) for m, rs in zip(medians, runs, strict=True)]
-    high = [max(r.rps for r in rs) - m.rps for m, rs in zip(medians, runs, strict=True)]
-    left.barh(positions, rps, xerr=[low, high], color="#4c72b0", capsize=3)
-    for position, value, above in zip(positions, rps, high, strict=True):
-        left.annotate(f"  {value:,.0f}", (value + above, position), va="center", fontsize=8)
-    left.set_yticks(list(positions), names, fontsize=8)
-    left.invert_yaxis()
-    # nginx's own endpoint is ~30 times the others: a linear axis would hide their differences.
-    left.set_xscale("log")
-    left.set_xlabel("requests per second, log scale (median; whiskers: min-max of the rounds)")
-    right.barh(positions, [m.p99_ms for m in medians], color="#dd8452", label="p99")
-    right.barh(positions, [m.p50_ms for m in medians], color="#55a868", label="p50")
-    right.set_yticks(list(positions), [""] * len(names))
-    right.invert_yaxis()
-    right.set_xscale("log")
-    right.set_xlabel("latency, ms (log scale)")
-    right.legend(loc="lower right")
-    figure.suptitle(f"make bench: {os.cpu_count()} cores, {ROUNDS} rounds of {SECONDS} s")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    for name, style in (
+        ("read via nginx+TLS", "o-"), ("read direct", "o--"),
+        ("trivial via nginx+TLS", "s-"), ("trivial direct", "s--"),
+    ):  # fmt: skip
+        points = sorted((s.connections, results[s]) for s in plan if s.name == name)
+        connections = [c for c, _ in points]
+        left.plot(connections, [statistics.median(r.rps for r in rs) for _, rs in points], style,
+                  label=name)  # fmt: skip
+        right.plot(connections, [statistics.median(r.p99_ms for r in rs) for _, rs in points],
+                   style, label=name)  # fmt: skip
+    for axes, label in ((left, "requests per second"), (right, "p99 latency, ms (log scale)")):
+        axes.set_xscale("log")
+        axes.set_xticks(CONNECTIONS, [str(c) for c in CONNECTIONS])
+        axes.set_xlabel("connections")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.3)
+    right.set_yscale("log")
+    left.legend()
+    figure.suptitle(f"make bench: {measured}; {ROUNDS} rounds of {SECONDS} s", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -328,6 +337,7 @@ def main() -> int:
                         flush=True,
                     )
         load_after = os.getloadavg()
+        measured = versions(stack.log_dir / "backend.log")  # before down() removes the logs
         read = next(s for s in plan if s.name.startswith("read via") and s.connections == 32)
         profile_text, samples = profile(stack, read)
     except BaseException:
@@ -336,20 +346,15 @@ def main() -> int:
     finally:
         stack.down()
 
-    report = render(plan, results, memory.peak_kib, summarize_profile(profile_text, samples))
+    profile_summary = summarize_profile(profile_text, samples)
+    report = render(plan, results, measured, memory.peak_kib, profile_summary)
     report += (
         f"\nLoad average (1 min) before the rounds {load_before[0]:.2f}, after {load_after[0]:.2f}:"
         " anything else running on the machine meanwhile shows as spread between rounds.\n"
     )
     (OUT / "report.md").write_text(report)
-    fields = Result.__annotations__
-    medians = [
-        Result(*(statistics.median(getattr(r, f) for r in results[s]) for f in fields))
-        for s in plan
-    ]
-    labels = [f"{s.name} c={s.connections}" for s in plan]
     try:
-        chart(OUT / "chart.png", labels, medians, [results[s] for s in plan])
+        chart(OUT / "chart.png", plan, results, measured)
         charted = f"chart:  {OUT / 'chart.png'}"
     except ImportError:
         charted = "chart: skipped (matplotlib missing: pip install -r tools/bench/requirements.txt)"
@@ -358,9 +363,10 @@ def main() -> int:
     return 0
 
 
-def versions() -> str:
+def versions(backend_log: Path) -> str:
     """What this run measured: the native stack's servers, the lowest supported versions (README,
-    "Supported versions"), not the containers' shipped ones."""
+    "Supported versions"), not the containers' shipped ones; the worker class gunicorn says it
+    used in BACKEND_LOG."""
 
     def printed(*command):
         result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
@@ -370,10 +376,11 @@ def versions() -> str:
     mariadb = re.search(r"Ver (\S+)", printed(find_program("mariadbd"), "--version"))[1]
     gunicorn = printed(sys.executable, "-m", "gunicorn", "--version").split()[-1].strip("()")
     python = ".".join(map(str, sys.version_info[:3]))
-    return f"nginx {nginx}, MariaDB {mariadb}, Python {python}, gunicorn {gunicorn}"
+    worker = re.search(r"Using worker: (\w+)", backend_log.read_text())[1]
+    return f"nginx {nginx}, MariaDB {mariadb}, Python {python}, gunicorn {gunicorn} ({worker})"
 
 
-def render(plan, results, peak_kib, profile_summary) -> str:
+def render(plan, results, measured, peak_kib, profile_summary) -> str:
     def pick(name, connections):
         return results[next(s for s in plan if s.name == name and s.connections == connections)]
 
@@ -381,7 +388,7 @@ def render(plan, results, peak_kib, profile_summary) -> str:
     lines = [
         f"# make bench: {cores} cores, {ROUNDS} rounds of {SECONDS} s per scenario, interleaved",
         "",
-        f"Measured on the native stack: {versions()}.",
+        f"Measured on the native stack: {measured}.",
         "",
         f"`GET {READ}` returns {POSTS} posts of ~300 bytes. Medians of the rounds; the spread is",
         "(max - min) / median of req/s. Errors: wrk's socket errors plus non-2xx answers.",
@@ -420,6 +427,18 @@ def render(plan, results, peak_kib, profile_summary) -> str:
             0.67,
             rps("read via nginx+TLS", 1),
             rps("trivial via nginx+TLS", 1),
+        ),
+        target_line(
+            "read p50 - trivial p50, both via nginx, 1 connection (the database path's cost)",
+            1.0,
+            [
+                read.p50_ms - trivial.p50_ms
+                for read, trivial in zip(
+                    pick("read via nginx+TLS", 1), pick("trivial via nginx+TLS", 1), strict=True
+                )
+            ],
+            better="lower",
+            unit=" ms",
         ),
         ratio_line(
             "read via nginx ÷ read direct, 32 connections (1 - this = nginx+TLS share)",
