@@ -285,16 +285,13 @@ def chart(path: Path, plan: list[Scenario], results: dict[Scenario, list[Result]
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    for name, style in (
-        ("read via nginx+TLS", "o-"), ("read direct", "o--"),
-        ("trivial via nginx+TLS", "s-"), ("trivial direct", "s--"),
-    ):  # fmt: skip
-        points = sorted((s.connections, results[s]) for s in plan if s.name == name)
-        connections = [c for c, _ in points]
-        left.plot(connections, [statistics.median(r.rps for r in rs) for _, rs in points], style,
-                  label=name)  # fmt: skip
-        right.plot(connections, [statistics.median(r.p99_ms for r in rs) for _, rs in points],
-                   style, label=name)  # fmt: skip
+    for name in ("read via nginx+TLS", "read direct", "trivial via nginx+TLS", "trivial direct"):
+        runs = {s.connections: results[s] for s in plan if s.name == name}
+        style = ("o" if name.startswith("read") else "s") + ("-" if "nginx" in name else "--")
+        rps = [statistics.median(r.rps for r in runs[c]) for c in CONNECTIONS]
+        p99 = [statistics.median(r.p99_ms for r in runs[c]) for c in CONNECTIONS]
+        left.plot(CONNECTIONS, rps, style, label=name)
+        right.plot(CONNECTIONS, p99, style, label=name)
     for axes, label in ((left, "requests per second"), (right, "p99 latency, ms (log scale)")):
         axes.set_xscale("log")
         axes.set_xticks(CONNECTIONS, [str(c) for c in CONNECTIONS])
