@@ -163,6 +163,17 @@ def test_rolling_update_of_the_backend_under_read_load_fails_no_request(stack):
     assert replicas(stack, "backend") == f"{stack.backend_replicas}/{stack.backend_replicas}"
 
 
+def test_restart_backend_replaces_every_task_under_read_load_and_fails_no_request(stack):
+    before = set(stack.container_ids("backend"))
+    with SteadyReads(stack) as load:
+        wait_until(lambda: load.results, 10, "the first request of the load")
+        stack.restart_backend()
+    assert load.failures == [], f"{len(load.failures)} of {len(load.results)}: {load.failures[:10]}"
+    after = set(stack.container_ids("backend"))
+    assert len(after) == len(before) and not after & before, (before, after)
+    assert replicas(stack, "backend") == f"{stack.backend_replicas}/{stack.backend_replicas}"
+
+
 def test_a_backend_image_that_never_turns_healthy_is_rolled_back_and_the_site_serves(stack):
     previous = service_image(stack, "backend")
     # gunicorn never starts: /healthz never answers, so no new replica ever turns healthy.
