@@ -193,9 +193,11 @@ class ScriptOperations:
     """The Stack operations that run scripts/*.sh, for a runner that has script_env()."""
 
     def run_script(
-        self, script, *args, timeout=300, input=None, env_override=None
+        self, script, *args, timeout=300, input=None, env_override=None, check=False
     ) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        """scripts/SCRIPT ARGS with this stack's settings, as `make` runs it; with CHECK, a
+        failure raises with the script's output."""
+        result = subprocess.run(
             [SCRIPTS / script, *map(str, args)],
             env={**os.environ, **self.script_env(), **(env_override or {})},
             input=input,
@@ -204,11 +206,12 @@ class ScriptOperations:
             timeout=timeout,
             check=False,
         )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{script} failed:\n{result.stdout}{result.stderr}")
+        return result
 
     def backup(self) -> Path:
-        result = self.run_script("backup-now.sh")
-        if result.returncode != 0:
-            raise RuntimeError(f"backup-now.sh failed:\n{result.stdout}{result.stderr}")
+        result = self.run_script("backup-now.sh", check=True)
         # Its last line names the new file, as `make backup` shows it.
         return Path(result.stdout.strip().splitlines()[-1])
 
@@ -219,14 +222,10 @@ class ScriptOperations:
         return self.run_script("rotate-secret.sh", name, timeout=600)
 
     def restart_backend(self) -> None:
-        result = self.run_script("restart-backend.sh", timeout=300)
-        if result.returncode != 0:
-            raise RuntimeError(f"restart-backend.sh failed:\n{result.stdout}{result.stderr}")
+        self.run_script("restart-backend.sh", check=True)
 
     def reload_proxy(self) -> None:
-        result = self.run_script("reload-proxy.sh", timeout=120)
-        if result.returncode != 0:
-            raise RuntimeError(f"reload-proxy.sh failed:\n{result.stdout}{result.stderr}")
+        self.run_script("reload-proxy.sh", timeout=120, check=True)
 
     def root_sql(self, sql) -> str:
         result = self.run_script("db-shell.sh", "--batch", "--skip-column-names", input=sql)

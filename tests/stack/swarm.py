@@ -56,10 +56,7 @@ class SwarmStack(ComposeStack):
     # --- lifecycle ------------------------------------------------------------------------
     def script(self, name, **env):
         """scripts/NAME with this stack's settings (as `make` runs it); raises with its output."""
-        result = self.run_script(name, timeout=900, env_override=env)
-        if result.returncode != 0:
-            raise RuntimeError(f"{name} failed:\n{result.stdout}{result.stderr}")
-        return result
+        return self.run_script(name, timeout=900, env_override=env, check=True)
 
     def up(self):
         for directory in (self.backup_dir, self.backup_copy_dir):
