@@ -96,6 +96,8 @@ def test_connections_that_died_in_the_pool_cost_no_failed_request(client, writer
         kill_pooled_connections(probe)
         assert client.get("/api/posts").status_code == 200
         kill_pooled_connections(probe)
+        assert client.get("/readyz").status_code == 200
+        kill_pooled_connections(probe)
         created = writer.post("/api/posts", json={"title": title, "body": "stored once"})
         assert created.status_code == 201, created.get_json()
         with probe.cursor() as cursor:
