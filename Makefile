@@ -36,9 +36,9 @@ REGISTRY    ?= $(call dotenv,REGISTRY)
 IMAGE_TAG   ?= $(call dotenv,IMAGE_TAG)
 export SECRETS_DIR CERTS_DIR BACKUP_DIR BACKUP_COPY_DIR
 # The operations (backup, restore, rotate-secret, rotate-token, retire-tokens, reload-proxy,
-# restart-backend, db-shell) act on the native stack while `make native-up`'s one runs, else on production
-# (scripts/lib/stack.sh tells which); RUNTIME=compose|native|swarm chooses (swarm: SWARM_STACK, on
-# the node that runs the database).
+# restart-backend, db-shell) act on the native stack while `make native-up`'s one runs, else on
+# production (scripts/lib/stack.sh tells which); RUNTIME=compose|native|swarm chooses (swarm:
+# SWARM_STACK, on the node that runs the database).
 RUNTIME ?=
 # Only when set: an empty value would hide the defaults of the scripts and the native runner.
 $(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT SWARM_STACK REGISTRY IMAGE_TAG,$(if $($(name)),$(eval export $(name))))
