@@ -30,12 +30,18 @@ newest_only() {
   echo "$newest"
 }
 
+# replace_tokens COMMAND: the output of COMMAND becomes the file (write_secret), read whole first,
+# so a COMMAND that fails leaves the file as it was.
+replace_tokens() {
+  local tokens
+  tokens=$("$1") || die "could not build the new $file"
+  printf '%s\n' "$tokens" | write_secret "$file"
+}
+
 case "${1:-}" in
   add)
     new=$(random_password)
-    # Read whole first: a failure leaves the file as it was.
-    tokens=$(with_new_token)
-    printf '%s\n' "$tokens" | write_secret "$file"
+    replace_tokens with_new_token
     say "added a token to $file ($(token_lines | wc -l) valid now)"
     restart_backends
     say "every backend accepts the new token (printed below) and the earlier ones: hand it to the writers, then run make retire-tokens"
@@ -48,8 +54,7 @@ case "${1:-}" in
       exit 0
     fi
     newest=$(token_lines | tail -n 1)
-    tokens=$(newest_only)
-    printf '%s\n' "$tokens" | write_secret "$file"
+    replace_tokens newest_only
     say "kept the newest token of $file, dropped $((count - 1))"
     restart_backends
     say "every backend refuses the retired tokens now"
