@@ -50,9 +50,10 @@ threads = int(env("GUNICORN_THREADS", "4"))
 timeout = int(env("GUNICORN_TIMEOUT", "5"))
 # Below compose's stop_grace_period (30s), so in-flight requests finish before SIGKILL.
 graceful_timeout = int(env("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-# Seconds an idle connection stays open (gthread); nginx opens one connection per request anyway
-# (proxy/templates/servers.conf.template).
-keepalive = int(env("GUNICORN_KEEPALIVE", "5"))
+# Seconds an idle connection stays open (gthread keeps it without holding a thread). nginx reuses
+# its connections (proxy/templates/upstream.conf.template) and closes idle ones after 60 s: longer
+# here, so it is never gunicorn that closes one as nginx sends a request on it.
+keepalive = int(env("GUNICORN_KEEPALIVE", "75"))
 # Recycle workers now and then (bounded memory growth); jitter keeps them from restarting together.
 # Sized to the throughput: a worker serves ~300 reads/s at full load (make bench, 2 cores), so the
 # old 1000 rebooted one every ~3 s, and the boots (imports, a new pool) took a third of the
@@ -106,10 +107,14 @@ class JsonLogger(glogging.Logger):
         if not self.access_log_enabled:
             return
         headers = {name.lower(): value for name, value in resp.headers}
+        hop = environ.get("werkzeug.proxy_fix.orig") or environ
         status = str(resp.status).split(None, 1)[0]
         fields = {
             # REMOTE_ADDR after ProxyFix: the client address nginx saw.
             "remote_addr": environ.get("REMOTE_ADDR"),
+            # The connection the request came over, nginx's end of it: requests that share one
+            # show nginx reusing its connections (proxy/templates/upstream.conf.template).
+            "peer": f"{hop.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}",
             "method": environ.get("REQUEST_METHOD"),
             "path": wsgi_text(environ.get("PATH_INFO")),
             "query": wsgi_text(environ.get("QUERY_STRING")),

@@ -117,8 +117,14 @@ restart_backends() {
     docker service update --quiet --force --detach=false "${swarm_stack}_backend" >/dev/null
     say "backend service ${swarm_stack}_backend updated, task by task"
   elif [[ $runtime == compose ]]; then
-    local id status
-    for id in $("${compose[@]}" ps --quiet backend); do
+    local id status ids fail_timeout
+    # nginx sends a replica that failed a request (refused while it restarted) nothing for
+    # fail_timeout, and answers 502 while every replica is marked so: the next one restarts
+    # only once nginx may use this one again.
+    fail_timeout=$(sed -n 's/.*fail_timeout=\([0-9]*\)s.*/\1/p' "$repo/proxy/templates/upstream.conf.template")
+    [[ -n $fail_timeout ]] || die "no fail_timeout=<seconds>s in proxy/templates/upstream.conf.template"
+    ids=$("${compose[@]}" ps --quiet backend)
+    for id in $ids; do
       # A restart mounts the secret files again: a running container keeps the inode it
       # started with, and the atomic rename gave the file a new one.
       docker restart --time 30 "$id" >/dev/null
@@ -129,6 +135,7 @@ restart_backends() {
       done
       [[ $status == healthy ]] || die "backend container ${id:0:12} is $status 120 s after its restart"
       say "backend replica ${id:0:12} restarted and healthy"
+      [[ $id == "$(tail -n 1 <<<"$ids")" ]] || sleep "$fail_timeout"
     done
   else
     [[ -r $BACKEND_PID_FILE ]] || die "gunicorn is not running ($BACKEND_PID_FILE is missing)"

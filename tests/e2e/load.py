@@ -31,7 +31,8 @@ class SteadyReads(Background):
         self.url = stack.base_url + path
         self.stack = stack
         self.max_requests, self.max_seconds = max_requests, max_seconds
-        self.results = []  # (time.monotonic() when sent, status code or error text)
+        # (time.monotonic() when sent, status code or error text, seconds until the answer)
+        self.results = []
         super().__init__()
 
     def loop(self):
@@ -46,16 +47,19 @@ class SteadyReads(Background):
                     outcome = client.get(self.url, timeout=15).status_code
                 except requests.RequestException as error:
                     outcome = f"{type(error).__name__}: {error}"
-                self.results.append((sent, outcome))
+                self.results.append((sent, outcome, time.monotonic() - sent))
                 self.stopped.wait(PACE)
 
     def sent_between(self, start, end):
         """How many requests were sent between two time.monotonic() readings."""
-        return sum(start <= sent <= end for sent, _ in self.results)
+        return sum(start <= sent <= end for sent, _, _ in self.results)
 
     @property
     def failures(self):
-        return [(at, outcome) for at, outcome in self.results if outcome != 200]
+        return [(at, outcome) for at, outcome, _ in self.results if outcome != 200]
+
+    def slower_than(self, seconds):
+        return [(at, took) for at, _, took in self.results if took > seconds]
 
 
 @dataclass

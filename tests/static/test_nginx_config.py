@@ -212,7 +212,7 @@ def test_templates_render_every_proxy_variable_and_keep_nginx_variables(tmp_path
     assert {p.name for p in written} >= {"limits.conf", "servers.conf"}
     rendered = "\n".join(p.read_text() for p in written)
     assert "${" not in rendered and "$PROXY_" not in rendered
-    for variable in ("$host", "$request_uri", "$binary_remote_addr", "$backend_upstream"):
+    for variable in ("$host", "$request_uri", "$binary_remote_addr", "$https"):
         assert variable in rendered
 
 
@@ -220,7 +220,7 @@ def test_every_template_variable_has_a_default_in_proxy_env_or_the_entrypoint():
     used = set()
     for template in (PROXY_DIR / "templates").glob("*.template"):
         used |= set(re.findall(r"\$\{?(PROXY_[A-Z0-9_]+)", template.read_text()))
-    assert used - DEFAULTS.keys() == {"PROXY_LISTEN_HTTP2", "PROXY_HTTP2"}
+    assert used - DEFAULTS.keys() == {"PROXY_LISTEN_HTTP2", "PROXY_HTTP2", "PROXY_UPSTREAM_RESOLVE"}
     assert used - RENDERED.keys() == set()
     assert DEFAULTS["NGINX_ENVSUBST_FILTER"] == "^PROXY_"
 
