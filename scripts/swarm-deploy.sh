@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Usage: scripts/swarm-deploy.sh   (make swarm-deploy)
 # Deploys the stack SWARM_STACK, or updates it to BACKEND_IMAGE and PROXY_IMAGE, and returns once
-# every service runs all its replicas, healthy. An update migrates the database first (the
-# migrate job, with the new image), then replaces the backend one replica at a time, each healthy
-# before the old one stops; a replica that does not turn healthy rolls the service back to its
-# previous image, and this script fails saying so.
+# every service runs all its replicas, healthy, and the proxy on this node reaches the backend.
+# An update migrates the database first (the migrate job, with the new image), then replaces the
+# backend one replica at a time, each healthy before the old one stops; a replica that does not
+# turn healthy rolls the service back to its previous image, and this script fails saying so.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=scripts/lib/swarm.sh
@@ -26,4 +26,5 @@ known=$(job_tasks "$migrate")
   docker stack deploy --detach "${deploy_options[@]}" --compose-file - "$swarm_stack"
 wait_job "$migrate" "$known"
 wait_converged "$since"
-say "$swarm_stack runs $BACKEND_IMAGE and $PROXY_IMAGE, every replica healthy"
+wait_served
+say "$swarm_stack runs $BACKEND_IMAGE and $PROXY_IMAGE, every replica healthy and served"

@@ -92,3 +92,28 @@ wait_converged() {
   done
   die "not converged within $timeout s (SWARM_DEPLOY_TIMEOUT):$pending; see docker stack ps $swarm_stack"
 }
+
+# wait_served: the proxy on this node passes a request to a backend and returns its answer. Swarm's
+# DNS names a replica only once it is healthy, and nginx asks it every second
+# (proxy/templates/upstream.conf.template): on a first deploy, whose proxy started before any
+# replica, nginx knows none for up to two seconds after every service is healthy.
+wait_served() {
+  local proxy=${swarm_stack}_proxy port name url deadline=$((SECONDS + 30))
+  if [[ $(docker node inspect self --format '{{.Spec.Labels.proxy}}') != true ]]; then
+    say "this node runs no proxy (label proxy=true): its path to the backend is not checked from here"
+    return 0
+  fi
+  # The HTTPS port and the first served name as deployed: nginx answers 421 to any other name.
+  port=$(docker service inspect --format \
+    '{{range .Endpoint.Ports}}{{if eq .TargetPort 8443}}{{.PublishedPort}}{{end}}{{end}}' "$proxy")
+  name=$(docker service inspect --format '{{range .Spec.TaskTemplate.ContainerSpec.Env}}{{println .}}{{end}}' \
+    "$proxy" | sed -n 's/^PROXY_SERVER_NAME=\([^ ]*\).*/\1/p')
+  url="https://$name:$port/healthz"
+  # --insecure: the question is whether a backend answers, whoever signed the certificate (the
+  # dev CA is no trusted one).
+  until curl --silent --fail --insecure --max-time 2 --output /dev/null \
+    --connect-to "$name:$port:127.0.0.1:$port" "$url"; do
+    ((SECONDS < deadline)) || die "the proxy on this node reaches no backend 30 s after the deploy ($url on 127.0.0.1)"
+    sleep 0.2
+  done
+}

@@ -8,6 +8,8 @@ import os
 import signal
 import time
 
+import requests
+
 from tests.stack import NGINX_WORKER, wait_until
 from tests.stack.compose import ComposeStack, compose_command, run
 
@@ -75,6 +77,13 @@ class SwarmStack(ComposeStack):
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n--- logs ---\n{self.all_logs()[-6000:]}") from None
         self.up_seconds = time.monotonic() - started
+        # What a client gets in the 2 s after the deploy returned (tests/swarm/test_swarm.py).
+        self.statuses_after_deploy = []
+        with requests.Session() as client:
+            while time.monotonic() - started - self.up_seconds < 2:
+                answer = client.get(self.base_url + "/healthz", verify=self.ca_bundle, timeout=10)
+                self.statuses_after_deploy.append(answer.status_code)
+                time.sleep(0.1)
 
     def deploy(self, **images):
         """scripts/swarm-deploy.sh (`make swarm-deploy`) with this session's images, or the

@@ -149,6 +149,13 @@ def test_rotate_secret_refuses_swarm_and_says_where_the_procedure_is(stack):
 
 
 # --- updates, rollback, failures ---------------------------------------------------------------
+def test_the_site_serves_once_swarm_deploy_returns(stack):
+    # A first deploy starts the proxy before any backend replica is healthy, so before Swarm's
+    # DNS names one: make swarm-deploy returns once the proxy reaches a backend, not merely once
+    # every replica is healthy.
+    assert set(stack.statuses_after_deploy) == {200}, stack.statuses_after_deploy
+
+
 def test_rolling_update_of_the_backend_under_read_load_fails_no_request(stack):
     image = build_backend_variant(stack, "rolling", "LABEL stack.test=rolling-update")
     with SteadyReads(stack) as load:
