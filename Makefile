@@ -122,7 +122,8 @@ native-down: venv ## Stop what native-up started and remove its run directory
 	$(PYTHON) -m native down
 
 # Its own native stack, with the per-client limits lifted for that run only (tools/bench).
-bench: deps venv certs secrets $(VENV)/.bench-installed ## Load report (wrk, ~4 min): table, ratios, profile; .run/bench/
+bench: deps venv certs secrets $(VENV)/.bench-installed ## Load report (wrk, ~4 min): table, ratios, profile; .run/bench/ (BENCH_C_DRIVER=1: also PyMySQL against mysqlclient)
+	$(if $(filter 1,$(BENCH_C_DRIVER)),$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/bench/requirements-c-driver.txt)
 	$(PYTHON) -m tools.bench
 
 $(VENV)/.bench-installed: tools/bench/requirements.txt $(VENV)/.installed

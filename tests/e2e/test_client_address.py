@@ -13,7 +13,9 @@ def test_backend_logs_the_client_address_not_the_proxy(stack, client):
     assert response.status_code == 200
     request_id = response.headers["X-Request-ID"]
     seen_by_proxy = log_entry(stack, "proxy", "the request", request_id=request_id)
-    seen_by_backend = log_entry(stack, "backend", "the request", request_id=request_id)
+    seen_by_backend = log_entry(
+        stack, "backend", "the access line", request_id=request_id, logger="gunicorn.access"
+    )
 
     assert seen_by_backend["remote_addr"] == seen_by_proxy["remote_addr"]
     # A forged header is replaced at the edge, not trusted.

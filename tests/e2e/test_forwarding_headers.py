@@ -46,5 +46,7 @@ def test_backend_logs_the_address_nginx_saw_whatever_the_client_forwards(stack, 
     assert response.status_code == 200
     request_id = response.headers["X-Request-ID"]
     seen_by_proxy = log_entry(stack, "proxy", "the request", request_id=request_id)
-    seen_by_backend = log_entry(stack, "backend", "the request", request_id=request_id)
+    seen_by_backend = log_entry(
+        stack, "backend", "the access line", request_id=request_id, logger="gunicorn.access"
+    )
     assert seen_by_backend["remote_addr"] == seen_by_proxy["remote_addr"] != FORGED_ADDRESS

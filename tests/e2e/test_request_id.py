@@ -10,7 +10,9 @@ def test_request_id_is_returned_and_logged_by_the_backend(stack, client):
     assert response.status_code == 200
     request_id = response.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
-    entry = log_entry(stack, "backend", "GET /api/posts", request_id=request_id)
+    entry = log_entry(
+        stack, "backend", "GET /api/posts", request_id=request_id, logger="gunicorn.access"
+    )
     assert entry["path"] == "/api/posts"
     assert entry["status"] == 200
     log_entry(stack, "proxy", "GET /api/posts", request_id=request_id)

@@ -1,6 +1,7 @@
 """`make bench`: a load report of the stack, taken in one run on this machine.
 
     python -m tools.bench            # BENCH_ROUNDS=3 BENCH_SECONDS=5 by default
+    BENCH_C_DRIVER=1 python -m tools.bench   # also the list query by driver (tools/bench/driver.py)
 
 Starts its own native stack (native/, under .run/bench/) with the per-client limits
 lifted for this run only, seeds 20 posts of ~300 bytes, then runs wrk (tools/bench/wrk-report.lua)

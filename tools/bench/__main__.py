@@ -21,6 +21,7 @@ from native.mariadb import find_program
 from native.nginx import NGINX_BIN
 from native.processes import free_port
 from native.stack import REPO, NativeStack, children, http_status, tail
+from tools.bench import driver
 
 OUT = REPO / ".run" / "bench"
 LUA = Path(__file__).with_name("wrk-report.lua")
@@ -307,6 +308,10 @@ def chart(path: Path, plan: list[Scenario], results: dict[Scenario, list[Result]
 
 
 def main() -> int:
+    compare_drivers = os.environ.get("BENCH_C_DRIVER") == "1"
+    if compare_drivers and driver.missing():
+        print(f"bench: {driver.missing()}", file=sys.stderr)
+        return 2
     OUT.mkdir(parents=True, exist_ok=True)
     stack = BenchStack(OUT / "stack", http_port=free_port(), https_port=free_port())
     stack.up()
@@ -337,6 +342,10 @@ def main() -> int:
         measured = versions(stack.log_dir / "backend.log")  # before down() removes the logs
         read = next(s for s in plan if s.name.startswith("read via") and s.connections == 32)
         profile_text, samples = profile(stack, read)
+        drivers = {}
+        if compare_drivers:
+            print("bench: the list query alone, PyMySQL against mysqlclient", flush=True)
+            drivers = driver.compare(stack.db_client_env("app"), ROUNDS, SECONDS)
     except BaseException:
         print("\n".join(tail(stack.log_dir / f"{s}.log", 10) for s in ("proxy", "backend")))
         raise
@@ -345,6 +354,8 @@ def main() -> int:
 
     profile_summary = summarize_profile(profile_text, samples)
     report = render(plan, results, measured, memory.peak_kib, profile_summary)
+    if drivers:
+        report += render_drivers(drivers)
     report += (
         f"\nLoad average (1 min) before the rounds {load_before[0]:.2f}, after {load_after[0]:.2f}:"
         " anything else running on the machine meanwhile shows as spread between rounds.\n"
@@ -358,6 +369,26 @@ def main() -> int:
     print(report)
     print(f"report: {OUT / 'report.md'}\n{charted}")
     return 0
+
+
+def render_drivers(drivers: dict[str, list[float]]) -> str:
+    pure, c = drivers.values()
+    ratio, low, high = median_range([b / a for a, b in zip(pure, c, strict=True)])
+    lines = [
+        "",
+        "## The list query alone, by driver (BENCH_C_DRIVER=1; tools/bench/driver.py)",
+        "",
+        f"{driver.PROCESSES} processes of {driver.THREADS} threads, as gunicorn runs the backend,"
+        " each running the list page's query through SQLAlchemy's pool as fast as it can.",
+        "",
+        "| driver | queries/s | spread |",
+        "|---|---:|---:|",
+    ]
+    for name, runs in drivers.items():
+        median, least, most = median_range(runs)
+        lines.append(f"| {name} | {median:.0f} | {100 * (most - least) / median:.0f}% |")
+    lines += ["", f"mysqlclient ÷ PyMySQL, per round: {ratio:.2f} (range {low:.2f}-{high:.2f})", ""]
+    return "\n".join(lines)
 
 
 def versions(backend_log: Path) -> str:
