@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import crossplane
 import pytest
 import requests
 
@@ -237,30 +238,16 @@ def test_rendered_config_passes_nginx_t_without_warnings(tmp_path, certs_dir, ac
 
 # --- static rules on the source files -------------------------------------------------------
 
-_TOKEN = re.compile(r"""'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|#[^\n]*|[{};]|[^\s{};'"#]+""")
 
-
-def parse(text: str) -> dict:
-    """nginx config -> nested {"head": [...], "directives": [[...]], "blocks": [...]}."""
-    root = {"head": ["<file>"], "directives": [], "blocks": []}
-    stack, words = [root], []
-    for item in _TOKEN.findall(text):
-        if item.startswith("#"):
-            continue
-        if item == ";":
-            stack[-1]["directives"].append(words)
-            words = []
-        elif item == "{":
-            block = {"head": words, "directives": [], "blocks": []}
-            stack[-1]["blocks"].append(block)
-            stack.append(block)
-            words = []
-        elif item == "}":
-            stack.pop()
-        else:
-            words.append(item)
-    assert len(stack) == 1 and not words, "unbalanced braces"
-    return root
+def as_block(head: list[str], parsed: list[dict]) -> dict:
+    """crossplane's directives as {"head", "directives": [[name, *args]], "blocks"}."""
+    return {
+        "head": head,
+        "directives": [[d["directive"], *d["args"]] for d in parsed if "block" not in d],
+        "blocks": [
+            as_block([d["directive"], *d["args"]], d["block"]) for d in parsed if "block" in d
+        ],
+    }
 
 
 def walk(block: dict, depth: int = 0):
@@ -270,12 +257,25 @@ def walk(block: dict, depth: int = 0):
 
 
 def config_files() -> dict[str, dict]:
-    """Every source file, parsed; templates rendered with proxy.env first (`${` is not a block)."""
+    """Every source file, parsed by crossplane (nginx's grammar: quotes, escapes, comments, `if`
+    conditions); templates rendered with proxy.env first, as the image's entrypoint does."""
     files = [PROXY_DIR / "nginx.conf", *(PROXY_DIR / "snippets").glob("*.conf")]
     files += (PROXY_DIR / "templates").glob("*.template")
-    return {
-        str(p.relative_to(PROXY_DIR)): parse(substitute(p.read_text(), RENDERED)) for p in files
-    }
+    parsed = {}
+    with tempfile.TemporaryDirectory() as rendered_dir:
+        for path in files:
+            rendered = Path(rendered_dir, path.name)
+            rendered.write_text(substitute(path.read_text(), RENDERED))
+            # One file at a time, each checked by the rules below as written; nginx -t checks
+            # the whole (test_rendered_config_passes_nginx_t_without_warnings).
+            result = crossplane.parse(
+                str(rendered), single=True, comments=False, check_ctx=False, check_args=False
+            )
+            assert result["status"] == "ok", (path, result["errors"])
+            parsed[str(path.relative_to(PROXY_DIR))] = as_block(
+                ["<file>"], result["config"][0]["parsed"]
+            )
+    return parsed
 
 
 def directives(block: dict, name: str) -> list[list[str]]:
