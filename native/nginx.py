@@ -23,23 +23,6 @@ NGINX_BIN = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 SYSTEM_MIME_TYPES = Path("/etc/nginx/mime.types")
 
 
-def load_env_file(path: str | os.PathLike) -> dict[str, str]:
-    """KEY=VALUE lines of an env file (compose env_file syntax, without interpolation)."""
-    env = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ValueError(f"{path}: not KEY=VALUE: {line!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key.strip()] = value
-    return env
-
-
 def substitute(text: str, env: dict[str, str]) -> str:
     """TEXT as the image's 20-envsubst-on-templates.sh renders it: envsubst, told every variable
     of ENV whose name matches NGINX_ENVSUBST_FILTER (a regex; unset: all). The rest stay as is."""

@@ -1,15 +1,11 @@
 """What the native runtime's processes share: waiting, ports, and the database client settings
 compose gives a service."""
 
-import os
-import re
 import socket
 import time
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
+from native.compose import compose_config
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, detail=None):
@@ -37,16 +33,11 @@ def db_client_env(user: str, host: str, port: int, secrets_dir) -> dict[str, str
     """The database client settings compose gives the services of USER (compose.yaml's
     x-db-client-env plus DB_USER and DB_PASSWORD_FILE), for a process on this host: the server at
     HOST:PORT, the password in SECRETS_DIR, where compose mounts it from, and no TLS."""
-    shared = yaml.safe_load((REPO / "compose.yaml").read_text())["x-db-client-env"]
-    # ${NAME:-default}, as compose reads it: the environment's value unless unset or empty.
-    env = {
-        name: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], value)
-        for name, value in shared.items()
-        # The server's certificate is for dbnet's name `db`: on this host, no network to cross.
-        if name != "DB_TLS_CA_FILE"
-    }
+    shared = compose_config()["x-db-client-env"]
+    # The server's certificate is for dbnet's name `db`: on this host, no network to cross.
+    shared.pop("DB_TLS_CA_FILE")
     return {
-        **env,
+        **shared,
         "DB_HOST": host,
         "DB_PORT": str(port),
         "DB_USER": user,

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import psutil
 
+from native.compose import service_environment
 from native.mariadb import MariaDB
-from native.nginx import Nginx, load_env_file
+from native.nginx import Nginx
 from native.processes import db_client_env, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,6 +245,13 @@ class NativeStack:
     def db_client_env(self, user: str) -> dict[str, str]:
         return db_client_env(user, self.db.host, self.db.port, self.secrets_dir)
 
+    def service_env(self, service: str, user: str) -> dict[str, str]:
+        """SERVICE's environment under compose, reaching this stack's database as USER (no TLS on
+        loopback: db_client_env); the caller replaces the other container addresses and paths."""
+        env = {**service_environment(service), **self.db_client_env(user)}
+        env.pop("DB_TLS_CA_FILE")
+        return env
+
     def _process_env(self, extra: dict[str, str]) -> dict[str, str]:
         # What the image provides around the compose environment: a PATH, a UTF-8 locale,
         # unbuffered Python (so log lines reach the file in order).
@@ -256,7 +264,7 @@ class NativeStack:
         return {**base, **extra}
 
     def _migrate(self) -> None:
-        env = self._process_env({**self.db_client_env("migrator"), "SEED_SAMPLE_POSTS": "1"})
+        env = self._process_env(self.service_env("migrate", "migrator"))
         log_path = self.log_dir / "migrate.log"
         with open(log_path, "ab") as log:
             result = subprocess.run(
@@ -276,7 +284,7 @@ class NativeStack:
         self.metrics_port = free_port()
         env = self._process_env(
             {
-                **self.db_client_env("app"),
+                **self.service_env("backend", "app"),
                 "GUNICORN_BIND": f"{HOST}:{self.backend_port}",
                 # This run's own: gunicorn empties it at start.
                 "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "backend-metrics"),
@@ -293,8 +301,9 @@ class NativeStack:
         wait_serving(self._backend, f"http://{HOST}:{self.backend_port}/healthz", log_path)
 
     def proxy_env(self) -> dict[str, str]:
-        """proxy/proxy.env plus what compose sets, with native ports, upstream and paths."""
-        env = load_env_file(REPO / "proxy" / "proxy.env")
+        """The proxy's environment under compose (proxy/proxy.env and compose.yaml's), with native
+        ports, upstream and paths."""
+        env = service_environment("proxy")
         env.update(
             {
                 # The certificate names 127.0.0.1 as well: a local stack answers to both.

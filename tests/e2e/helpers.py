@@ -12,7 +12,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from native.nginx import load_env_file
+from native.compose import service_environment
 from tests.stack import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +35,6 @@ SECURITY_HEADERS = {
 # included (Mozilla's intermediate configuration); development for five minutes, without
 # subdomains, so a developer's other sites on localhost are not pinned. Never over plain HTTP.
 HSTS = {"production": "max-age=63072000; includeSubDomains", "development": "max-age=300"}
-PROXY_ENV = REPO / "proxy" / "proxy.env"
 # A write that changes nothing: DELETE of an id that never exists, sent without a token. The
 # backend refuses it (401) before any database work; nginx's write limit counts it all the same.
 NO_SUCH_POST = "/api/posts/999999999"
@@ -114,9 +113,9 @@ def trip_write_limit(client, stack, max_requests=60):
 
 
 def _zone(rate, burst):
-    """(requests per second, burst) of a proxy zone, from proxy/proxy.env, the file both runtimes
-    give nginx (compose: env_file)."""
-    env = load_env_file(PROXY_ENV)
+    """(requests per second, burst) of a proxy zone, from the proxy's environment under compose,
+    which the native runtime gives nginx too."""
+    env = service_environment("proxy")
     count, unit = re.fullmatch(r"(\d+)r/([sm])", env[rate]).groups()
     return int(count) / (1 if unit == "s" else 60), int(env[burst])
 

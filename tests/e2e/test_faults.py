@@ -8,9 +8,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from native.nginx import load_env_file
 from tests.e2e.conftest import make_client
-from tests.e2e.helpers import PROXY_ENV, wait_for_status
+from tests.e2e.helpers import request_limit, wait_for_status
 from tests.e2e.load import SteadyReads, SteadyWrites
 from tests.stack import wait_until
 
@@ -149,14 +148,8 @@ def test_slowloris_is_closed_by_the_header_timeout_while_others_are_served(stack
     assert len(served) >= 5 and set(served) == {200}, served
 
 
-def read_limit():
-    """(requests per second, burst) of the proxy's per-client zone, from proxy/proxy.env."""
-    env = load_env_file(PROXY_ENV)
-    return float(env["PROXY_RATE"].removesuffix("r/s")), int(env["PROXY_RATE_BURST"])
-
-
 def test_flood_from_one_client_is_limited_while_another_is_served(stack):
-    rate, burst = read_limit()
+    rate, burst = request_limit()
     flood, stop = [], threading.Event()
 
     def flooder():

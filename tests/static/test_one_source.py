@@ -12,7 +12,7 @@ import yaml
 
 from app import create_app
 from app.config import Config
-from native.nginx import load_env_file
+from native.compose import service_environment
 from tests.stack import db_client_env
 from tests.stack.compose import ROOT
 from tests.static.tree import repository_files
@@ -92,7 +92,7 @@ def test_healthchecks_are_defined_in_compose_yaml_only():
 def test_nginx_and_the_backend_accept_request_bodies_up_to_the_same_128_kib(secrets_dir):
     # nginx answers 413 above it before the backend sees the body; the backend refuses the same
     # bodies where a request reaches gunicorn directly (the backend tier).
-    proxy_env = load_env_file(ROOT / "proxy" / "proxy.env")
+    proxy_env = service_environment("proxy")
     assert proxy_env["PROXY_CLIENT_MAX_BODY_SIZE"] == "128k"
     env = {
         # No connection is made: the port is never used.
