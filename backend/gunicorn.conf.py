@@ -55,9 +55,9 @@ graceful_timeout = int(env("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # here, so it is never gunicorn that closes one as nginx sends a request on it.
 keepalive = int(env("GUNICORN_KEEPALIVE", "75"))
 # Recycle workers now and then (bounded memory growth); jitter keeps them from restarting together.
-# Sized to the throughput: a worker serves ~300 reads/s at full load (make bench, 2 cores), so the
-# old 1000 rebooted one every ~3 s, and the boots (imports, a new pool) took a third of the
-# read path's gunicorn CPU (3.2 -> 2.1 ms per request measured); 100,000 is ~5 minutes at full load.
+# Sized to the throughput: under load a worker reached 1,000 requests every few seconds, and its
+# boots (imports, a new pool) took a large share of the read path's CPU (docs/performance.md,
+# "Performance"); 100,000 lasts minutes at full load.
 max_requests = int(env("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = int(env("GUNICORN_MAX_REQUESTS_JITTER", "10000"))
 # The heartbeat file lives in RAM: faster, and works with a read-only root filesystem.

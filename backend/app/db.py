@@ -73,9 +73,8 @@ def make_engine(config):
     engine = create_engine(
         config.database_url,
         # A read is one SELECT, which needs no transaction: in autocommit mode a GET costs no COMMIT
-        # round trip, nor a ROLLBACK when its connection goes back to the pool. Measured: -20% CPU
-        # (app + MariaDB) per list request (docs/performance.md, "Performance"). connection()
-        # opens a transaction for writes.
+        # round trip, nor a ROLLBACK when its connection goes back to the pool (the saving is in
+        # docs/performance.md, "Performance"). connection() opens a transaction for writes.
         isolation_level="AUTOCOMMIT",
         skip_autocommit_rollback=True,
         # No pre-ping (a round trip before each request's first statement): a connection that

@@ -49,10 +49,9 @@ def _as_dict(row):
 # A list page with each item encoded by MariaDB: an index range scan that reads offset + limit rows
 # however deep the page, and the fields and formats jsonify would give the same rows
 # (tests/backend/test_posts_json.py holds the two equal). Decoding 20 rows in PyMySQL and encoding
-# them again was the largest part of the read path's Python time: measured -25% CPU (app +
-# MariaDB) per list request; one JSON text per row costs MariaDB less than JSON_ARRAYAGG over a
-# derived table (docs/performance.md, "Performance"). Keys in jsonify's sorted order; a timestamp
-# without a fraction leaves it out, like isoformat().
+# them again was the largest part of the read path's Python time; one JSON text per row costs
+# MariaDB less than JSON_ARRAYAGG over a derived table (docs/performance.md, "Performance"). Keys
+# in jsonify's sorted order; a timestamp without a fraction leaves it out, like isoformat().
 _LIST_JSON = sa.text("""
     SELECT id, JSON_OBJECT(
         'created_at', IF(MICROSECOND(created_at) = 0,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.compose
 # the other replica, whose answer takes milliseconds; 3 s of slack for this machine.
 READ_TIMEOUT = 5
 GET_BOUND = READ_TIMEOUT + 3
-# The promise (issue 21): at 10 reads/s for 25 s, at most 2 reads meet the hung replica, since
+# The promise: at 10 reads/s for 25 s, at most 2 reads meet the hung replica, since
 # nginx sends it nothing for fail_timeout (10 s) after each one it failed. Sent one after the
 # other, as SteadyReads does, the reads that met it are the slow ones.
 HUNG_SECONDS, SLOW, MAX_SLOW_READS = 25, 1.0, 2
