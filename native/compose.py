@@ -28,9 +28,9 @@ def compose_command() -> list[str]:
 def compose_config() -> dict:
     """compose.yaml as compose renders it: development's configuration, the native runtime's.
     Needs no Docker engine."""
+    files = ["--project-directory", str(REPO), "-f", str(REPO / "compose.yaml")]
     result = subprocess.run(
-        [*compose_command(), "--project-directory", str(REPO), "-f", str(REPO / "compose.yaml"),
-         "config", "--format", "json"],  # fmt: skip
+        [*compose_command(), *files, "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
