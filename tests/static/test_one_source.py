@@ -1,12 +1,14 @@
 """Static tier: what several files need is written in one of them, and the others refer to it.
 
 Base image versions live in compose.yaml only (the Dockerfiles take them as build arguments, CI
-tests on the same Python); healthchecks live in compose.yaml only; comments name files that exist.
+tests on the same Python); healthchecks live in compose.yaml only; comments and documentation name
+files that exist.
 Where two programs must agree and neither can read the other (nginx's and Flask's body limit), a
 test holds both to the promised value.
 """
 
 import re
+import subprocess
 
 import yaml
 
@@ -129,3 +131,30 @@ def test_every_markdown_file_a_comment_names_exists():
     assert missing == []
     # Control: the search finds a name in a comment.
     assert MARKDOWN_FILE.findall("# accounts (docs/security.md) in") == ["docs/security.md"]
+
+
+# A repository path in backticks: `proxy/snippets/tls.conf`, `db/initdb.d/*.sh`.
+BACKTICKED_PATH = re.compile(r"`((?:\.?[\w-]+)(?:/[\w.*-]+)+)`")
+
+
+def test_every_repository_path_the_documentation_names_exists():
+    top = {path.split("/")[0] for path in repository_files()}
+    named = {
+        (doc, path)
+        for doc in repository_files()
+        if doc.endswith(".md")
+        for path in BACKTICKED_PATH.findall(text_of(doc))
+        if path.split("/")[0] in top
+    }
+    missing = sorted((doc, path) for doc, path in named if not any(ROOT.glob(path.rstrip("/"))))
+    # What the generators write (make certs, make secrets) is git-ignored, not in a clone.
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *(path for _, path in missing)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    assert [(doc, path) for doc, path in missing if path not in ignored] == []
+    # Control: the search finds the paths of a table row.
+    assert BACKTICKED_PATH.findall("| `proxy/x.envsh` picks, `db/initdb.d/*.sh` |") == [
+        "proxy/x.envsh",
+        "db/initdb.d/*.sh",
+    ]
