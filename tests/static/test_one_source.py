@@ -2,9 +2,8 @@
 
 Base image versions live in compose.yaml only (the Dockerfiles take them as build arguments, CI
 tests on the same Python); healthchecks live in compose.yaml only; comments and documentation name
-files that exist.
-Where two programs must agree and neither can read the other (nginx's and Flask's body limit), a
-test holds both to the promised value.
+files that exist. Where two programs must agree and neither can read the other (nginx's and
+Flask's body limit), a test holds both to the promised value.
 """
 
 import re
