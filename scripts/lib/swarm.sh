@@ -106,8 +106,9 @@ wait_served() {
   # The HTTPS port and the first served name as deployed: nginx answers 421 to any other name.
   port=$(docker service inspect --format \
     '{{range .Endpoint.Ports}}{{if eq .TargetPort 8443}}{{.PublishedPort}}{{end}}{{end}}' "$proxy")
-  name=$(docker service inspect --format '{{range .Spec.TaskTemplate.ContainerSpec.Env}}{{println .}}{{end}}' \
-    "$proxy" | sed -n 's/^PROXY_SERVER_NAME=\([^ ]*\).*/\1/p')
+  name=$(docker service inspect "$proxy" \
+    --format '{{range .Spec.TaskTemplate.ContainerSpec.Env}}{{println .}}{{end}}' |
+    sed -n 's/^PROXY_SERVER_NAME=\([^ ]*\).*/\1/p')
   url="https://$name:$port/healthz"
   # --insecure: the question is whether a backend answers, whoever signed the certificate (the
   # dev CA is no trusted one).
