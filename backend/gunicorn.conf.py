@@ -51,8 +51,9 @@ timeout = int(env("GUNICORN_TIMEOUT", "5"))
 # Below compose's stop_grace_period (30s), so in-flight requests finish before SIGKILL.
 graceful_timeout = int(env("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # Seconds an idle connection stays open (gthread keeps it without holding a thread). nginx reuses
-# its connections (proxy/templates/upstream.conf.template) and closes idle ones after 60 s: longer
-# here, so it is never gunicorn that closes one as nginx sends a request on it.
+# its connections (proxy/templates/upstream.conf.template) and closes idle ones first: longer
+# here, so it is never gunicorn that closes one as nginx sends a request on it (held by
+# tests/static/test_nginx_config.py).
 keepalive = int(env("GUNICORN_KEEPALIVE", "75"))
 # Recycle workers now and then (bounded memory growth); jitter keeps them from restarting together.
 # Sized to the throughput: under load a worker reached 1,000 requests every few seconds, and its

@@ -29,15 +29,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def db_client_env(user: str, host: str, port: int, secrets_dir) -> dict[str, str]:
+def db_client_env(user: str, host: str, port: int, secrets_dir, environment=None) -> dict[str, str]:
     """The database client settings compose gives the services of USER (compose.yaml's
-    x-db-client-env plus DB_USER and DB_PASSWORD_FILE), for a process on this host: the server at
-    HOST:PORT, the password in SECRETS_DIR, where compose mounts it from, and no TLS."""
-    shared = compose_config()["x-db-client-env"]
+    x-db-client-env, or a service's whole ENVIRONMENT, plus DB_USER and DB_PASSWORD_FILE), for a
+    process on this host: the server at HOST:PORT, the password in SECRETS_DIR, where compose
+    mounts it from, and no TLS."""
+    env = dict(environment or compose_config()["x-db-client-env"])
     # The server's certificate is for dbnet's name `db`: on this host, no network to cross.
-    shared.pop("DB_TLS_CA_FILE")
+    env.pop("DB_TLS_CA_FILE")
     return {
-        **shared,
+        **env,
         "DB_HOST": host,
         "DB_PORT": str(port),
         "DB_USER": user,

@@ -246,11 +246,11 @@ class NativeStack:
         return db_client_env(user, self.db.host, self.db.port, self.secrets_dir)
 
     def service_env(self, service: str, user: str) -> dict[str, str]:
-        """SERVICE's environment under compose, reaching this stack's database as USER (no TLS on
-        loopback: db_client_env); the caller replaces the other container addresses and paths."""
-        env = {**service_environment(service), **self.db_client_env(user)}
-        env.pop("DB_TLS_CA_FILE")
-        return env
+        """SERVICE's environment under compose, reaching this stack's database as USER; the caller
+        replaces the other container addresses and paths."""
+        return db_client_env(
+            user, self.db.host, self.db.port, self.secrets_dir, service_environment(service)
+        )
 
     def _process_env(self, extra: dict[str, str]) -> dict[str, str]:
         # What the image provides around the compose environment: a PATH, a UTF-8 locale,

@@ -5,8 +5,9 @@ import subprocess
 
 import pytest
 
+from native.compose import compose_command
 from tests.stack import free_port
-from tests.stack.compose import ROOT, ComposeStack, compose_command
+from tests.stack.compose import ROOT, ComposeStack
 from tests.stack.swarm import SwarmStack
 
 # Why each Docker tier (compose, swarm) could not run in this session, for the closing summary.

@@ -10,8 +10,9 @@ import time
 
 import requests
 
+from native.compose import compose_command
 from tests.stack import NGINX_WORKER, wait_until
-from tests.stack.compose import ComposeStack, compose_command, run
+from tests.stack.compose import ComposeStack, run
 
 CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)"
 
@@ -79,8 +80,9 @@ class SwarmStack(ComposeStack):
         self.up_seconds = time.monotonic() - started
         # What a client gets in the 2 s after the deploy returned (tests/swarm/test_swarm.py).
         self.statuses_after_deploy = []
+        deadline = time.monotonic() + 2
         with requests.Session() as client:
-            while time.monotonic() - started - self.up_seconds < 2:
+            while time.monotonic() < deadline:
                 answer = client.get(self.base_url + "/healthz", verify=self.ca_bundle, timeout=10)
                 self.statuses_after_deploy.append(answer.status_code)
                 time.sleep(0.1)

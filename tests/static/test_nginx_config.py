@@ -33,6 +33,7 @@ from native.nginx import (
 )
 from tests.stack import free_port, wait_until
 from tests.stack.client import SourceAddressAdapter
+from tests.static.test_compose_policy import gunicorn_setting
 
 # proxy/proxy.env's defaults are development's: HSTS for 5 minutes, no subdomains (compose.prod.yaml
 # sets two years), and only on HTTPS answers (RFC 6797).
@@ -217,7 +218,7 @@ def test_templates_render_every_proxy_variable_and_keep_nginx_variables(tmp_path
         assert variable in rendered
 
 
-def test_every_template_variable_has_a_default_in_proxy_env_or_the_entrypoint():
+def test_every_template_variable_is_set_by_the_proxy_service_or_the_entrypoint():
     used = set()
     for template in (PROXY_DIR / "templates").glob("*.template"):
         used |= set(re.findall(r"\$\{?(PROXY_[A-Z0-9_]+)", template.read_text()))
@@ -607,3 +608,16 @@ def test_access_log_is_json_with_request_id_and_upstream_fields(proxy, client):
     assert entry["uri"] == "/api/posts?log=1" and entry["method"] == "GET"
     assert entry["upstream_addr"].startswith("127.0.0.1:") and entry["upstream_status"] == "200"
     assert float(entry["upstream_response_time"]) >= 0 and entry["request_time"] >= 0
+
+
+def test_gunicorn_keeps_an_idle_connection_longer_than_nginx_does(tmp_path):
+    # nginx closes an idle connection to the backend first, so it never sends a request into one
+    # that gunicorn is closing at that moment (a 502 for a request no backend saw).
+    (upstream,) = [
+        block
+        for block, _ in walk(config_files()["templates/upstream.conf.template"])
+        if block["head"] == ["upstream", "backend"]
+    ]
+    (nginx_idle,) = directives(upstream, "keepalive_timeout")
+    gunicorn_idle = gunicorn_setting("keepalive", service_environment("backend"), tmp_path)
+    assert int(gunicorn_idle) > int(nginx_idle[1].removesuffix("s")), (gunicorn_idle, nginx_idle)

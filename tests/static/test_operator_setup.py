@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from tests.stack.compose import ROOT, compose_command
+from native.compose import compose_command
+from tests.stack.compose import ROOT
 
 # What the Makefile, the scripts, the compose files and the suite read from the environment or
 # .env, and what an outer make (`make lint`) hands down to the make under test.

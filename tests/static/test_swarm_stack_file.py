@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.stack.compose import PROD_FILES, ROOT, compose, compose_command
+from native.compose import compose_command
+from tests.stack.compose import PROD_FILES, ROOT, compose
 
 HARDENED = ("proxy", "backend", "migrate", "db", "backup")
 
