@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 import requests
 
+from tests.e2e.helpers import json_lines
 from tests.stack import wait_until
 
 pytestmark = pytest.mark.compose
@@ -239,14 +240,13 @@ def test_two_backend_replicas_serve_requests(stack, containers):
     session.verify = stack.ca_bundle
     for _ in range(20):
         assert session.get(f"{stack.base_url}/api/posts?limit=1", timeout=10).status_code == 200
-    upstreams = set()
-    for line in stack.logs("proxy").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        upstreams.add(str(entry.get("upstream_addr", "")).rsplit(":", 1)[0])
-    assert replicas <= upstreams
+
+    def both_replicas_logged():
+        # nginx writes an access line after its answer has gone out: the last may still come.
+        entries = json_lines(stack.logs("proxy"))
+        return replicas <= {str(e.get("upstream_addr", "")).rsplit(":", 1)[0] for e in entries}
+
+    wait_until(both_replicas_logged, 10, f"proxy access lines naming each replica {replicas}")
 
 
 def test_shipped_nginx_reads_the_configuration_without_a_warning(stack):

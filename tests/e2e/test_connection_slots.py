@@ -7,6 +7,7 @@ import time
 from urllib.parse import urlsplit
 
 from tests.e2e.conftest import make_client
+from tests.e2e.helpers import log_entry
 
 # nginx's default is 1024 connections per worker, and the proxy runs one worker.
 MORE_THAN_ONE_WORKERS_DEFAULT = 1100
@@ -22,7 +23,8 @@ def test_health_endpoint_is_not_served_on_the_public_ports(stack, client):
     https = client.get(stack.base_url + "/nginx-health")
     # The site's own answer for an unknown path (the backend's JSON 404), limited and logged.
     assert (https.status_code, https.json()["error"]) == (404, "not_found")
-    assert https.headers["X-Request-ID"] in stack.logs("proxy")
+    # nginx writes its access line after the answer has gone out: wait for it.
+    log_entry(stack, "proxy", "GET /nginx-health", request_id=https.headers["X-Request-ID"])
     http = client.get(stack.http_url + "/nginx-health", allow_redirects=False)
     assert http.status_code == 308
 
