@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Where compose mounts each secret (compose.yaml's top-level secrets, from SECRETS_DIR).
+SECRETS_MOUNT = "/run/secrets/"
 
 
 def compose_command() -> list[str]:
@@ -44,3 +46,14 @@ def compose_config() -> dict:
 def service_environment(service: str) -> dict[str, str]:
     """SERVICE's environment under compose (its env_file included), as its container gets it."""
     return compose_config()["services"][service]["environment"]
+
+
+def on_this_host(environment: dict[str, str], secrets_dir) -> dict[str, str]:
+    """ENVIRONMENT with each secret's path in a container (/run/secrets/NAME, where compose
+    mounts SECRETS_DIR/NAME) replaced by the file on this host."""
+    return {
+        name: str(Path(secrets_dir) / value.removeprefix(SECRETS_MOUNT))
+        if value.startswith(SECRETS_MOUNT)
+        else value
+        for name, value in environment.items()
+    }

@@ -1,5 +1,6 @@
 """MariaDB as a plain process on loopback: see the MariaDB class."""
 
+import functools
 import os
 import shutil
 import signal
@@ -7,6 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from native.compose import on_this_host, service_environment
 from native.processes import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,16 +66,12 @@ class MariaDB:
         self.cnf = self.run_dir / "my.cnf"
         self._proc = None
 
-    # The environment of the compose db service (contract), for the init scripts.
-    @property
+    # The compose db service's environment, for the init scripts.
+    @functools.cached_property
     def init_env(self):
         return {
-            "MARIADB_ROOT_PASSWORD_FILE": str(self.secrets_dir / "db_root_password"),
+            **on_this_host(service_environment("db"), self.secrets_dir),
             "MARIADB_DATABASE": self.database,
-            "DB_MIGRATOR_PASSWORD_FILE": str(self.secrets_dir / "db_migrator_password"),
-            "DB_APP_PASSWORD_FILE": str(self.secrets_dir / "db_app_password"),
-            "DB_BACKUP_PASSWORD_FILE": str(self.secrets_dir / "db_backup_password"),
-            "DB_EXPORTER_PASSWORD_FILE": str(self.secrets_dir / "db_exporter_password"),
         }
 
     @property
@@ -167,7 +165,9 @@ class MariaDB:
         root_cnf = self.run_dir / "root.cnf"
         if "password" in root_cnf.read_text():
             # Initialised: root's password is the secret file's, which a rotation replaces.
-            root_password = (self.secrets_dir / "db_root_password").read_text().rstrip("\n")
+            root_password = (
+                Path(self.init_env["MARIADB_ROOT_PASSWORD_FILE"]).read_text().rstrip("\n")
+            )
             root_cnf.write_text(f'[client]\nsocket = {self.socket}\npassword = "{root_password}"\n')
         return self._run(
             [

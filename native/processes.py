@@ -3,9 +3,8 @@ compose gives a service."""
 
 import socket
 import time
-from pathlib import Path
 
-from native.compose import compose_config
+from native.compose import SECRETS_MOUNT, compose_config, on_this_host
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, detail=None):
@@ -30,17 +29,18 @@ def free_port() -> int:
 
 
 def db_client_env(user: str, host: str, port: int, secrets_dir, environment=None) -> dict[str, str]:
-    """The database client settings compose gives the services of USER (compose.yaml's
-    x-db-client-env, or a service's whole ENVIRONMENT, plus DB_USER and DB_PASSWORD_FILE), for a
-    process on this host: the server at HOST:PORT, the password in SECRETS_DIR, where compose
-    mounts it from, and no TLS."""
-    env = dict(environment or compose_config()["x-db-client-env"])
+    """The database client settings compose gives a service (its ENVIRONMENT; without one,
+    compose.yaml's x-db-client-env as account USER, whose password is SECRETS_DIR/db_USER_password),
+    for a process on this host: the server at HOST:PORT, the secrets in SECRETS_DIR, and no TLS."""
+    env = on_this_host(
+        environment
+        or {
+            **compose_config()["x-db-client-env"],
+            "DB_USER": user,
+            "DB_PASSWORD_FILE": f"{SECRETS_MOUNT}db_{user}_password",
+        },
+        secrets_dir,
+    )
     # The server's certificate is for dbnet's name `db`: on this host, no network to cross.
     env.pop("DB_TLS_CA_FILE")
-    return {
-        **env,
-        "DB_HOST": host,
-        "DB_PORT": str(port),
-        "DB_USER": user,
-        "DB_PASSWORD_FILE": str(Path(secrets_dir) / f"db_{user}_password"),
-    }
+    return {**env, "DB_HOST": host, "DB_PORT": str(port)}

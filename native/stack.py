@@ -245,11 +245,12 @@ class NativeStack:
     def db_client_env(self, user: str) -> dict[str, str]:
         return db_client_env(user, self.db.host, self.db.port, self.secrets_dir)
 
-    def service_env(self, service: str, user: str) -> dict[str, str]:
-        """SERVICE's environment under compose, reaching this stack's database as USER; the caller
-        replaces the other container addresses and paths."""
+    def service_env(self, service: str) -> dict[str, str]:
+        """SERVICE's environment under compose, reaching this stack's database and secrets; the
+        caller replaces the other container addresses and paths."""
+        environment = service_environment(service)
         return db_client_env(
-            user, self.db.host, self.db.port, self.secrets_dir, service_environment(service)
+            environment["DB_USER"], self.db.host, self.db.port, self.secrets_dir, environment
         )
 
     def _process_env(self, extra: dict[str, str]) -> dict[str, str]:
@@ -264,7 +265,7 @@ class NativeStack:
         return {**base, **extra}
 
     def _migrate(self) -> None:
-        env = self._process_env(self.service_env("migrate", "migrator"))
+        env = self._process_env(self.service_env("migrate"))
         log_path = self.log_dir / "migrate.log"
         with open(log_path, "ab") as log:
             result = subprocess.run(
@@ -284,7 +285,7 @@ class NativeStack:
         self.metrics_port = free_port()
         env = self._process_env(
             {
-                **self.service_env("backend", "app"),
+                **self.service_env("backend"),
                 "GUNICORN_BIND": f"{HOST}:{self.backend_port}",
                 # This run's own: gunicorn empties it at start.
                 "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "backend-metrics"),
@@ -292,7 +293,6 @@ class NativeStack:
                 "METRICS_TLS_PROBE": f"{HOST}:{self.https_port}",
                 "METRICS_TLS_SERVER_NAME": self.server_name,
                 "GUNICORN_WORKERS": "2",
-                "API_TOKENS_FILE": str(self.secrets_dir / "api_tokens"),
             }
         )
         log_path = self.log_dir / "backend.log"
