@@ -100,6 +100,11 @@ def http_status(url: str, cafile: str | None = None, timeout: float = 2.0) -> in
         return None
 
 
+def write_env_file(path: Path, settings: dict[str, str]) -> None:
+    """SETTINGS as lines a shell sources (NAME=value, quoted)."""
+    path.write_text("".join(f"{name}={shlex.quote(value)}\n" for name, value in settings.items()))
+
+
 def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """`gunicorn -c gunicorn.conf.py` in backend/ with ENV as its whole environment, logging to
     LOG_PATH; in a session of its own, so that a Ctrl-C meant for the tests is left to its owner."""
@@ -230,11 +235,15 @@ class NativeStack:
             "DB_PORT": str(self.db.port),
             "DB_SOCKET": self.db.socket,
             "BACKEND_PID_FILE": str(self.pid_dir / "backend.pid"),
+            "BACKEND_METRICS_BIND": f"{HOST}:{self.metrics_port}",
             "PROXY_PID_FILE": str(self.pid_dir / "proxy.pid"),
+            # The backend's interpreter, and the migrate service's environment (no secret in it:
+            # the password is a file's path), for `make migrate-contract`.
+            "PYTHON": sys.executable,
+            "MIGRATE_ENV_FILE": str(self.run_dir / "migrate.env"),
         }
-        (self.run_dir / "stack.env").write_text(
-            "".join(f"{name}={shlex.quote(value)}\n" for name, value in settings.items())
-        )
+        write_env_file(self.run_dir / "stack.env", settings)
+        write_env_file(self.run_dir / "migrate.env", self.migrate_env())
 
     def _start_db(self) -> None:
         self.db = MariaDB(self.run_dir / "db", self.secrets_dir, port=free_port())
@@ -264,8 +273,11 @@ class NativeStack:
         }
         return {**base, **extra}
 
+    def migrate_env(self) -> dict[str, str]:
+        return self._process_env(self.service_env("migrate"))
+
     def _migrate(self) -> None:
-        env = self._process_env(self.service_env("migrate"))
+        env = self.migrate_env()
         log_path = self.log_dir / "migrate.log"
         with open(log_path, "ab") as log:
             result = subprocess.run(

@@ -40,17 +40,19 @@ position=$(fact position)
 [[ -n $revision ]] ||
   die "refused: $file holds no Alembic revision (table alembic_version): not a backup of this app"
 
-# The revisions this code knows (backend/migrations/versions/*.py) and its heads (revisions no
-# other one revises). Both quote styles: alembic's template writes repr(), ruff double quotes.
+# The revisions this code knows (backend/migrations/versions/, its expand/ and contract/ too)
+# and its heads (revisions no other one revises). Both quote styles: alembic's template writes
+# repr(), ruff double quotes.
 quoted_values() {
-  grep -h "^$1 = " "$repo"/backend/migrations/versions/*.py | grep -oE "[\"'][^\"']+[\"']" | tr -d "\"'"
+  grep -rh --include='*.py' "^$1 = " "$repo/backend/migrations/versions" |
+    grep -oE "[\"'][^\"']+[\"']" | tr -d "\"'"
 }
 mapfile -t known < <(quoted_values revision | sort -u)
 mapfile -t revised < <(quoted_values down_revision | sort -u)
 heads=$(comm -23 <(printf '%s\n' "${known[@]}") <(printf '%s\n' "${revised[@]}") | paste -sd, -)
 for rev in ${revision//,/ }; do
   printf '%s\n' "${known[@]}" | grep -xF "$rev" >/dev/null ||
-    die "refused: $file is at schema revision $rev, newer than this code (head: $heads); restore it with the code that made it"
+    die "refused: $file is at schema revision $rev, newer than this code (heads: $heads); restore it with the code that made it"
 done
 
 root_error=$(root_sql <<<"SELECT 1" 2>&1 >/dev/null) ||
@@ -98,7 +100,7 @@ changes_in() {
     END { print changes + 0 }'
 }
 
-say "verified $file: SHA-256 matches, complete dump, schema revision $revision (this code's head: $heads), binlog position ${position:-none}"
+say "verified $file: SHA-256 matches, complete dump, schema revision $revision (this code's heads: $heads), binlog position ${position:-none}"
 
 # --- from here on the database changes: on failure, say exactly what state it is in -----------
 lock_sql() {
@@ -194,7 +196,7 @@ unlock
 state=finished
 say "backend back on the database: accounts ${accounts[*]} unlocked"
 if [[ $revision != "$heads" ]]; then
-  say "schema revision $revision is older than this code's $heads: run the migrations (make prod-up runs the migrate service)"
+  say "schema revision $revision, this code's heads $heads: the migrate service runs the expand migrations (make prod-up), make migrate-contract the contract ones"
 fi
 
 echo "restored into $db_name (table, rows):"

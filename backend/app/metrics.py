@@ -1,7 +1,8 @@
 """Metrics: what the backend counts, and the server that shows it on a port of its own.
 
 Requests by route template (never the raw path) and status class, their latency, requests in
-progress, the database pool, readiness, build info, and the certificate the proxy serves.
+progress, the database pool, readiness, build info, the migration heads each worker's code ships,
+and the certificate the proxy serves.
 Under gunicorn every worker writes its values to files in PROMETHEUS_MULTIPROC_DIR
 (prometheus_client's multiprocess mode) and the master serves their sum on METRICS_BIND
 (gunicorn.conf.py); Flask's development server serves its own. Never on the application's port:
@@ -70,6 +71,13 @@ POOL_LIMIT = Gauge(
     "Connections the pools may hold: DB_POOL_SIZE + DB_MAX_OVERFLOW per worker.",
     multiprocess_mode="livesum",
 )
+SCHEMA_HEADS = Gauge(
+    "backend_schema_heads",
+    "1 per live worker, labelled with the migration heads its code ships: the schema it was "
+    "written for (make migrate-contract waits until every worker's are the migration's).",
+    ["heads"],
+    multiprocess_mode="liveall",
+)
 POOL_TIMEOUTS = Counter(
     "db_pool_timeouts_total",
     "Requests that waited DB_POOL_TIMEOUT for a connection and got none (answered 503).",
@@ -129,8 +137,11 @@ class RequestMetrics:
 
 
 def init_app(app):
-    """Count and time every request the app answers."""
+    """Count and time every request the app answers; say which schema this code needs."""
+    from .migrate import code_heads  # noqa: PLC0415 - migrate imports the app's modules
+
     app.wsgi_app = RequestMetrics(app.wsgi_app)
+    SCHEMA_HEADS.labels(",".join(code_heads())).set(1)
 
     @app.teardown_request
     def _pass_on_the_rule(exc):

@@ -1,4 +1,9 @@
-"""`python -m app.migrate`: alembic upgrade head as DB_USER (the migrator account).
+"""`python -m app.migrate [--contract | --heads]`: the schema migrations, as DB_USER (the migrator).
+
+Without an option, the expand migrations (alembic upgrade expand@head): what the migrate service
+runs before any replica changes, since the release before works on an expanded schema. With
+--contract, every migration (alembic upgrade heads): run by `make migrate-contract` once every
+replica runs this release. --heads prints the heads this code ships and touches no database.
 
 The database can report healthy before its init scripts have created the accounts, so the
 first connection is retried with exponential backoff for up to MIGRATE_TIMEOUT seconds (60).
@@ -14,6 +19,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -32,6 +39,22 @@ SAMPLE_POSTS = [
     ("Escaping works", "<script>alert('this stays text')</script>"),
     ("Unicode", "Emoji 🎉 and right-to-left: שלום"),
 ]
+
+
+def scripts():
+    return ScriptDirectory.from_config(AlembicConfig(str(ALEMBIC_INI)))
+
+
+def code_heads():
+    """The migration heads this code ships (one per phase branch), sorted."""
+    return sorted(scripts().get_heads())
+
+
+def pending(current):
+    """The migrations of this code that a database at CURRENT (its heads) has not run, sorted."""
+    script = scripts()
+    ran = {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
+    return sorted({r.revision for r in script.walk_revisions()} - ran)
 
 
 def connect_with_backoff(engine, timeout, first_delay=0.5, max_delay=5.0):
@@ -78,8 +101,15 @@ def seed(conn):
     log.info("inserted %d sample posts", len(SAMPLE_POSTS))
 
 
-def main():
+def main(argv):
     configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    if argv not in ([], ["--contract"], ["--heads"]):
+        log.error("usage: python -m app.migrate [--contract | --heads]")
+        return 2
+    if argv == ["--heads"]:
+        print(",".join(code_heads()))
+        return 0
+    target = "heads" if argv == ["--contract"] else "expand@head"
     try:
         config = Config.from_env()
         timeout = float(os.environ.get("MIGRATE_TIMEOUT", "60"))
@@ -89,24 +119,33 @@ def main():
         return 2
 
     engine = make_engine(config, read_timeout)
-    log.info("migrating %s", config.safe_url)
+    log.info("migrating %s to %s", config.safe_url, target)
     try:
         with connect_with_backoff(engine, timeout) as conn:
             alembic_cfg = AlembicConfig(str(ALEMBIC_INI))
             alembic_cfg.attributes["connection"] = conn
-            command.upgrade(alembic_cfg, "head")
+            command.upgrade(alembic_cfg, target)
             conn.commit()
             if config.seed_sample_posts:
                 seed(conn)
                 conn.commit()
+            current = sorted(MigrationContext.configure(conn).get_current_heads())
     except TimeoutError as exc:
         log.error("migrate failed: %s", exc)
         return 1
     finally:
         engine.dispose()
-    log.info("database schema is at head")
+    waiting = pending(current)
+    if waiting:
+        log.info(
+            "database schema is at %s; contract migrations wait for make migrate-contract: %s",
+            ",".join(current),
+            ",".join(waiting),
+        )
+    else:
+        log.info("database schema is at %s: every migration of this code ran", ",".join(current))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,7 @@
 """Alembic environment: connects with the app's own configuration (DB_* variables).
 
 `python -m app.migrate` passes an open connection in config.attributes["connection"];
-plain `alembic upgrade head` (run from backend/) builds one from the environment.
+plain `alembic upgrade expand@head` (run from backend/) builds one from the environment.
 """
 
 import sqlalchemy as sa

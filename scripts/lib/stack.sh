@@ -5,7 +5,7 @@
 #     (COMPOSE_COMMAND replaces "docker compose"; COMPOSE_PROJECT_NAME and .env apply as usual).
 #   STACK_RUNTIME=native: the processes `make native-up` started, described by the file it writes
 #     (NATIVE_STACK_ENV, default .run/native/stack.env): DB_HOST, DB_PORT, DB_SOCKET,
-#     BACKEND_PID_FILE, PROXY_PID_FILE.
+#     BACKEND_PID_FILE, BACKEND_METRICS_BIND, PROXY_PID_FILE, PYTHON, MIGRATE_ENV_FILE.
 #   Unset or empty: native while that stack's nginx runs, else compose.
 #   STACK_RUNTIME=swarm: the stack `make swarm-deploy` deployed (SWARM_STACK), through its
 #     containers on this node: run these on the node labelled db=true (docs/swarm.md).
@@ -153,6 +153,44 @@ restart_backends() {
     [[ -z $(comm -12 <(echo "$before") <(echo "$now")) ]] ||
       die "gunicorn still runs workers from before the reload after 60 s: ${now//$'\n'/ }"
     say "gunicorn reloaded: workers ${before//$'\n'/ } replaced by ${now//$'\n'/ }"
+  fi
+}
+
+# The metrics of the gunicorn master beside it (METRICS_BIND in its environment), in the
+# backend's own Python: the slim image has neither curl nor wget.
+# shellcheck disable=SC2016
+print_metrics='import os, urllib.request
+port = os.environ["METRICS_BIND"].rpartition(":")[2]
+print(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())'
+
+# backend_schema_heads: "REPLICA HEADS" for each live gunicorn worker of every backend replica,
+# HEADS being the migration heads its code ships (the backend_schema_heads metric).
+backend_schema_heads() {
+  local id
+  if [[ $runtime == native ]]; then
+    METRICS_BIND=$BACKEND_METRICS_BIND "$PYTHON" -c "$print_metrics" | heads_of_workers native
+  else
+    for id in $("${compose[@]}" ps --quiet backend); do
+      docker exec "$id" python -c "$print_metrics" | heads_of_workers "${id:0:12}"
+    done
+  fi
+}
+# heads_of_workers REPLICA: the backend_schema_heads lines of a metrics page, as "REPLICA HEADS".
+heads_of_workers() { sed -n "s/^backend_schema_heads{.*heads=\"\([^\"]*\)\".*} 1\.0\$/$1 \1/p"; }
+
+# run_migrate ARGS...: python -m app.migrate ARGS as the migrate service runs (compose: its
+# image, on dbnet; natively: this checkout's code, in the environment the native stack gave it).
+run_migrate() {
+  if [[ $runtime == native ]]; then
+    (
+      set -a
+      # shellcheck source=/dev/null
+      source "$MIGRATE_ENV_FILE"
+      set +a
+      cd "$repo/backend" && exec "$PYTHON" -m app.migrate "$@"
+    )
+  else
+    "${compose[@]}" run --rm --no-deps -T migrate python -m app.migrate "$@"
   fi
 }
 

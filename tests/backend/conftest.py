@@ -52,10 +52,11 @@ def write_token(secrets_dir):
     return (secrets_dir / "api_tokens").read_text().split()[0]
 
 
-def run_migrate(env, timeout=90):
+def run_migrate(env, *args, backend=BACKEND, timeout=90):
+    """`python -m app.migrate ARGS` of the code in BACKEND (this release's by default)."""
     return subprocess.run(
-        [sys.executable, "-m", "app.migrate"],
-        cwd=BACKEND,
+        [sys.executable, "-m", "app.migrate", *args],
+        cwd=backend,
         env={**os.environ, **env},
         capture_output=True,
         text=True,

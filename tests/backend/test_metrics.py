@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import backup_status, create_app, metrics
 from app.config import Config
 from native.stack import children
-from tests.stack import free_port, wait_until
+from tests.stack import free_port, migration_heads, wait_until
 from tests.stack.compose import ROOT
 
 from .conftest import Gunicorn
@@ -256,6 +256,27 @@ def test_counts_of_a_killed_worker_stay_in_the_sum_and_its_gauges_go(gunicorn):
     assert not [f for f in os.listdir(metrics_dir(gunicorn)) if f.endswith(f"_{workers[0]}.db")]
     # Positive control: the live workers' files are there.
     assert [f for f in os.listdir(metrics_dir(gunicorn)) if f.endswith(f"_{workers[1]}.db")]
+
+
+def test_each_live_worker_names_the_migration_heads_its_code_ships(gunicorn):
+    # What make migrate-contract reads: the schema every running worker was written for.
+    def reported():
+        return {
+            dict(labels)["pid"]: dict(labels)["heads"]
+            for (name, labels), value in scrape(gunicorn.metrics_url).items()
+            if name == "backend_schema_heads" and value == 1
+        }
+
+    shipped = ",".join(sorted(migration_heads().values()))
+    workers = children(gunicorn.proc.pid)
+    expected = {str(pid): shipped for pid in workers}
+    wait_until(lambda: reported() == expected, 15, f"every worker to report {shipped}")
+    os.kill(workers[0], signal.SIGKILL)
+    wait_until(
+        lambda: len(reported()) == len(workers) and str(workers[0]) not in reported(),
+        15,
+        "the killed worker's series to go and its replacement's to come",
+    )
 
 
 def metrics_dir(server):

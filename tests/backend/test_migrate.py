@@ -1,4 +1,4 @@
-"""`python -m app.migrate`: upgrade head, idempotent, bounded retries, opt-in sample posts."""
+"""`python -m app.migrate`: the expand migrations, idempotent, bounded retries, opt-in samples."""
 
 import time
 
@@ -36,7 +36,8 @@ def test_running_migrate_again_changes_nothing_and_keeps_data(migrated, migrator
     result = run_migrate(migrator_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert query(migrator_env, "SELECT COUNT(*) FROM posts") == before
-    assert query(migrator_env, "SELECT version_num FROM alembic_version") == (("0003",),)
+    # The expand branch's head: the contract branch waits for its own step.
+    assert query(migrator_env, "SELECT version_num FROM alembic_version") == (("0004",),)
 
 
 def test_sample_posts_are_seeded_only_when_asked_and_only_into_an_empty_table(

@@ -10,6 +10,9 @@ import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
 # The native runtime's helpers, which the tests share (re-exported).
 from native.processes import db_client_env as db_client_env
 from native.processes import free_port as free_port
@@ -19,6 +22,19 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("proxy", "backend", "migrate", "db")
 # The operation scripts (`make backup`, `make restore`, ...), run against either runtime.
 SCRIPTS = REPO / "scripts"
+
+
+def migration_heads() -> dict[str, str]:
+    """{phase: head} of the migrations this code ships, as alembic reads backend/migrations."""
+    script = ScriptDirectory.from_config(Config(str(REPO / "backend" / "alembic.ini")))
+    return {
+        phase: head
+        for head in script.get_heads()
+        for phase in ("expand", "contract")
+        if phase in script.get_revision(head).branch_labels
+    }
+
+
 # The title nginx gives a serving worker (one left over from a reload adds "is shutting down").
 NGINX_WORKER = "nginx: worker process"
 

@@ -1,0 +1,92 @@
+"""Schema changes in two steps (docs/deploy.md, "Schema changes: expand, then contract"): the
+migrate service runs the expand migrations only; `make migrate-contract` runs the contract ones
+once every backend worker runs the code they were written for, dropping no request, and refuses
+while one runs other code."""
+
+import os
+import shutil
+import subprocess
+import time
+
+from native.compose import compose_command
+from tests.e2e.load import SteadyReads, SteadyWrites
+from tests.stack import REPO, migration_heads, wait_until
+
+
+def schema(stack):
+    return sorted(stack.root_sql("SELECT version_num FROM app.alembic_version").split())
+
+
+def run(command, stack, timeout=300):
+    return subprocess.run(
+        [str(c) for c in command],
+        env={**os.environ, **stack.script_env()},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def next_release_checkout(directory):
+    """This repository with the next release's migrations (tests/releases/next) added."""
+    checkout = directory / "next"
+    skip = (".git", ".venv", ".run", "__pycache__", "node_modules", "secrets", "certs")
+    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(*skip))
+    shutil.copytree(
+        REPO / "tests" / "releases" / "next" / "versions",
+        checkout / "backend" / "migrations" / "versions",
+        dirs_exist_ok=True,
+    )
+    return checkout
+
+
+def build_migrate_image(stack, checkout):
+    files = ["-f", checkout / "compose.yaml", "-f", checkout / "compose.prod.yaml"]
+    built = run([*compose_command(), *files, "build", "migrate"], stack, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+
+
+def test_contract_step_is_refused_while_a_worker_runs_code_for_other_migrations(stack, tmp_path):
+    # The next release's checkout, its migrate image built (compose), while the backend still
+    # runs this release: a `git pull` without a reload, a build without a deploy.
+    runtime = stack.script_env()["STACK_RUNTIME"]
+    before = schema(stack)
+    checkout = next_release_checkout(tmp_path)
+    try:
+        if runtime == "compose":
+            build_migrate_image(stack, checkout)
+        result = run([checkout / "scripts" / "migrate-contract.sh"], stack)
+    finally:
+        if runtime == "compose":
+            build_migrate_image(stack, REPO)
+    assert result.returncode == 1, result.stdout + result.stderr
+    if runtime == "swarm":
+        assert "not on Swarm yet" in result.stderr
+    else:
+        assert "refused: the contract step is for code with migrations 0006,0007" in result.stderr
+        assert f"code for {','.join(sorted(migration_heads().values()))}" in result.stderr
+    assert schema(stack) == before
+
+
+def test_contract_step_runs_once_every_worker_runs_this_release_and_fails_no_request(stack):
+    heads = migration_heads()
+    # What the migrate service left: the expand branch's head, not the contract one's.
+    assert heads["contract"] not in schema(stack)
+    assert heads["expand"] in schema(stack)
+    with SteadyReads(stack) as reads, SteadyWrites(stack, max_writes=240) as writes:
+        wait_until(writes.acknowledged, 15, "the first acknowledged write")
+        result = run([REPO / "scripts" / "migrate-contract.sh"], stack)
+        ended = time.monotonic()
+        wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the contract step")
+    if stack.script_env()["STACK_RUNTIME"] == "swarm":
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "not on Swarm yet" in result.stderr
+        assert heads["contract"] not in schema(stack)
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "every backend worker" in result.stdout
+        assert schema(stack) == sorted(heads.values())
+    assert reads.failures == [], reads.failures[:10]
+    refused = [w for w in writes.writes if w.outcome != 201]
+    assert refused == [], f"{len(refused)} of {len(writes.writes)} writes: {refused[:5]}"
