@@ -36,7 +36,7 @@ REGISTRY    ?= $(call dotenv,REGISTRY)
 IMAGE_TAG   ?= $(call dotenv,IMAGE_TAG)
 export SECRETS_DIR CERTS_DIR BACKUP_DIR BACKUP_COPY_DIR
 # The operations (backup, restore, rotate-secret, rotate-token, retire-tokens, reload-proxy,
-# restart-backend, db-shell) act on the native stack while `make native-up`'s one runs, else on
+# restart-backend, migrate-contract, db-shell; deploy and rollback: compose only) act on the native stack while `make native-up`'s one runs, else on
 # production (scripts/lib/stack.sh tells which); RUNTIME=compose|native|swarm chooses (swarm:
 # SWARM_STACK, on the node that runs the database).
 RUNTIME ?=
@@ -45,7 +45,8 @@ $(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT SWARM_STACK REGISTRY IMAGE_TAG,$
 
 .PHONY: help deps venv certs secrets docker-check up down logs ps prod-up prod-down \
         native-up native-down lint test test-backend test-static test-e2e test-compose test-swarm \
-        backup-dir backup restore rotate-secret rotate-token retire-tokens reload-proxy restart-backend migrate-contract \
+        backup-dir backup restore rotate-secret rotate-token retire-tokens reload-proxy restart-backend \
+        deploy rollback migrate-contract \
         db-shell bench \
         swarm-init swarm-secrets swarm-images swarm-config swarm-deploy swarm-migrate swarm-rm
 
@@ -135,7 +136,7 @@ backup-dir: ## Create BACKUP_DIR and BACKUP_COPY_DIR for Swarm's backup service 
 	  if [[ $$(stat -c %u:%a "$$dir" 2>/dev/null) == 999:700 ]]; then echo "kept     $$dir"; \
 	  else install -d -m 0700 -o 999 -g 999 "$$dir" && echo "created  $$dir (0700, uid 999)"; fi; done
 
-backup restore rotate-secret rotate-token retire-tokens reload-proxy restart-backend migrate-contract db-shell: export STACK_RUNTIME = $(RUNTIME)
+backup restore rotate-secret rotate-token retire-tokens reload-proxy restart-backend deploy rollback migrate-contract db-shell: export STACK_RUNTIME = $(RUNTIME)
 
 backup: ## Take a backup now into BACKUP_DIR (of the native stack when one runs, else of production)
 	@scripts/backup-now.sh
@@ -159,6 +160,12 @@ reload-proxy: ## nginx re-reads its configuration and certificates, dropping no 
 
 restart-backend: ## Restart the backend one replica at a time, dropping no request (after changing its environment)
 	@scripts/restart-backend.sh
+
+deploy: docker-check ## Production (compose): build this checkout's backend, run its expand migrations, replace the replicas one by one
+	@scripts/deploy.sh
+
+rollback: docker-check ## Production (compose): back to the backend image the last deploy replaced, replica by replica
+	@scripts/deploy.sh rollback
 
 migrate-contract: ## Run the contract migrations (drop what no running code uses); refused while a replica runs older code
 	@scripts/migrate-contract.sh

@@ -107,6 +107,24 @@ native_workers() {
   pgrep -P "$(<"$BACKEND_PID_FILE")" | sort
 }
 
+# health CONTAINER: its health check's status (starting, healthy, unhealthy).
+health() { docker inspect --format '{{.State.Health.Status}}' "$1"; }
+
+# wait_healthy CONTAINER SECONDS: returns 0 once CONTAINER is healthy, 1 after SECONDS.
+wait_healthy() {
+  local deadline=$((SECONDS + $2))
+  until [[ $(health "$1") == healthy ]]; do
+    ((SECONDS < deadline)) || return 1
+    sleep 1
+  done
+}
+
+# last_health_output CONTAINER: what its last health check printed, on one line.
+last_health_output() {
+  docker inspect --format '{{with .State.Health}}{{range .Log}}{{.Output}}{{end}}{{end}}' "$1" |
+    tail -n 3 | tr '\n' ' '
+}
+
 # restart_backends: every backend process starts again and so reads its secret files anew,
 # one replica (compose, Swarm) or one generation of workers (native) at a time, while the others
 # serve.
@@ -117,7 +135,7 @@ restart_backends() {
     docker service update --quiet --force --detach=false "${swarm_stack}_backend" >/dev/null
     say "backend service ${swarm_stack}_backend updated, task by task"
   elif [[ $runtime == compose ]]; then
-    local id status ids fail_timeout
+    local id ids fail_timeout
     # nginx sends a replica that failed a request (refused while it restarted) nothing for
     # fail_timeout, and answers 502 while every replica is marked so: the next one restarts
     # only once nginx may use this one again.
@@ -128,12 +146,8 @@ restart_backends() {
       # A restart mounts the secret files again: a running container keeps the inode it
       # started with, and the atomic rename gave the file a new one.
       docker restart --time 30 "$id" >/dev/null
-      for _ in $(seq 120); do
-        status=$(docker inspect --format '{{.State.Health.Status}}' "$id")
-        [[ $status == healthy ]] && break
-        sleep 1
-      done
-      [[ $status == healthy ]] || die "backend container ${id:0:12} is $status 120 s after its restart"
+      wait_healthy "$id" 120 ||
+        die "backend container ${id:0:12} is $(health "$id") 120 s after its restart: $(last_health_output "$id")"
       say "backend replica ${id:0:12} restarted and healthy"
       [[ $id == "$(tail -n 1 <<<"$ids")" ]] || sleep "$fail_timeout"
     done

@@ -7,8 +7,7 @@ import os
 import pytest
 
 from tests.e2e.conftest import POLITE, make_client
-from tests.stack import free_port
-from tests.stack.compose import ComposeStack, image_available
+from tests.stack.compose import image_available
 
 pytestmark = pytest.mark.compose
 
@@ -29,15 +28,7 @@ def old_stack(compose_stack, tmp_path, monkeypatch):
     image it ships (MARIADB_IMAGE as set for this run, else compose.yaml's default)."""
     if not image_available(OLD_IMAGE):
         pytest.fail(f"{OLD_IMAGE} is neither here nor pullable (scripts/prepare-docker.sh)")
-    stack = ComposeStack(
-        project=f"{compose_stack.project}upgrade",
-        http_port=free_port(),
-        https_port=free_port(),
-        certs_dir=compose_stack.env["CERTS_DIR"],
-        secrets_dir=compose_stack.env["SECRETS_DIR"],
-        acme_dir=tmp_path / "acme",
-        run_dir=tmp_path,
-    )
+    stack = compose_stack.beside("upgrade", tmp_path)
     shipped = os.environ.get("MARIADB_IMAGE")
     # The environment wins over the stack's env file, as over a user's .env.
     monkeypatch.setenv("MARIADB_IMAGE", OLD_IMAGE)

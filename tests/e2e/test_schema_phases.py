@@ -4,13 +4,12 @@ once every backend worker runs the code they were written for, dropping no reque
 while one runs other code."""
 
 import os
-import shutil
 import subprocess
 import time
 
 from native.compose import compose_command
 from tests.e2e.load import SteadyReads, SteadyWrites
-from tests.stack import REPO, migration_heads, wait_until
+from tests.stack import REPO, migration_heads, next_release, wait_until
 
 
 def schema(stack):
@@ -28,19 +27,6 @@ def run(command, stack, timeout=300):
     )
 
 
-def next_release_checkout(directory):
-    """This repository with the next release's migrations (tests/releases/next) added."""
-    checkout = directory / "next"
-    skip = (".git", ".venv", ".run", "__pycache__", "node_modules", "secrets", "certs")
-    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(*skip))
-    shutil.copytree(
-        REPO / "tests" / "releases" / "next" / "versions",
-        checkout / "backend" / "migrations" / "versions",
-        dirs_exist_ok=True,
-    )
-    return checkout
-
-
 def build_migrate_image(stack, checkout):
     files = ["-f", checkout / "compose.yaml", "-f", checkout / "compose.prod.yaml"]
     built = run([*compose_command(), *files, "build", "migrate"], stack, timeout=600)
@@ -52,7 +38,7 @@ def test_contract_step_is_refused_while_a_worker_runs_code_for_other_migrations(
     # runs this release: a `git pull` without a reload, a build without a deploy.
     runtime = stack.script_env()["STACK_RUNTIME"]
     before = schema(stack)
-    checkout = next_release_checkout(tmp_path)
+    checkout = next_release(tmp_path / "next")
     try:
         if runtime == "compose":
             build_migrate_image(stack, checkout)

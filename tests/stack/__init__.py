@@ -5,6 +5,7 @@ tests/stack/native.py (NativeStack, over the native runtime in native/) and test
 """
 
 import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -33,6 +34,22 @@ def migration_heads() -> dict[str, str]:
         for phase in ("expand", "contract")
         if phase in script.get_revision(head).branch_labels
     }
+
+
+def next_release(checkout: Path, phases=("expand", "contract"), change=None) -> Path:
+    """CHECKOUT: a copy of this repository as the next release, with its migrations of PHASES
+    (tests/releases/next) and CHANGE(its backend directory) applied."""
+    skip = (".git", ".venv", ".run", "__pycache__", "node_modules", "secrets", "certs", "backups*")
+    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(*skip))
+    for phase in phases:
+        shutil.copytree(
+            REPO / "tests" / "releases" / "next" / "versions" / phase,
+            checkout / "backend" / "migrations" / "versions" / phase,
+            dirs_exist_ok=True,
+        )
+    if change:
+        change(checkout / "backend")
+    return checkout
 
 
 # The title nginx gives a serving worker (one left over from a reload adds "is shutting down").

@@ -18,6 +18,7 @@ from tests.stack import (
     SERVICES,
     ScriptOperations,
     db_login_outcome,
+    free_port,
     read_write_token,
     wait_until,
 )
@@ -132,6 +133,20 @@ class ComposeStack(ScriptOperations):
         self.run_dir = Path(run_dir)
         self.build_seconds = self.up_seconds = None
 
+    def beside(self, suffix, run_dir):
+        """Another production stack with this one's certificates and secrets, and a project
+        (this one's name + SUFFIX), ports and RUN_DIR of its own: for what the session's stack
+        must not go through."""
+        return ComposeStack(
+            project=f"{self.project}{suffix}",
+            http_port=free_port(),
+            https_port=free_port(),
+            certs_dir=self.env["CERTS_DIR"],
+            secrets_dir=self.env["SECRETS_DIR"],
+            acme_dir=Path(run_dir) / "acme",
+            run_dir=run_dir,
+        )
+
     @cached_property
     def docker_compose(self):
         """testcontainers' DockerCompose of this stack, made when first used (compose_command()
@@ -216,6 +231,11 @@ class ComposeStack(ScriptOperations):
             "--volumes", "--rmi", "local", "--remove-orphans", "--timeout", "10",
             check=False,
         )  # fmt: skip
+        # And what compose no longer names: earlier builds (a rebuild, make deploy's) and the
+        # tags make deploy adds. Compose labels every image it builds with its project.
+        label = f"com.docker.compose.project={self.project}"
+        for image in self.engine.images(filters={"label": label}, quiet=True):
+            self.engine.remove_image(image, force=True)
 
     # --- operations of the Stack interface ---------------------------------------------
     @property
