@@ -110,7 +110,7 @@ swarm-config: ## Print the stack file that swarm-deploy deploys (the compose fil
 swarm-deploy: docker-check backup-dir ## Deploy or update the Swarm stack: migrate, then roll out (or roll back)
 	@scripts/swarm-deploy.sh
 
-swarm-migrate: docker-check ## Run the database migrations on Swarm now, with BACKEND_IMAGE
+swarm-migrate: docker-check ## Run the expand migrations on Swarm now, with BACKEND_IMAGE (contract: make migrate-contract RUNTIME=swarm)
 	@scripts/swarm-migrate.sh
 
 swarm-rm: docker-check ## Remove the Swarm stack (its database volume, secrets and the swarm stay)

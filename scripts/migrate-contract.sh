@@ -2,14 +2,15 @@
 # Usage: scripts/migrate-contract.sh   (make migrate-contract)
 # Runs the contract migrations (python -m app.migrate --contract): those that drop, rename or
 # narrow what the release before used. Refuses while any backend worker runs code written for
-# other migrations than the ones it would run: deploy the release to every replica first.
+# other migrations than the ones it would run (on Swarm: a task runs another image than the
+# migrate job's): deploy the release to every replica first.
 # docs/deploy.md, "Schema changes: expand, then contract".
 set -euo pipefail
 # shellcheck source=scripts/lib/stack.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 
-[[ $runtime != swarm ]] ||
-  die "not on Swarm yet: run the contract step by hand (docs/deploy.md, \"Schema changes: expand, then contract\")"
+# Swarm: every backend task runs the migrate job's image, on whichever node.
+[[ $runtime != swarm ]] || exec "$(dirname "${BASH_SOURCE[0]}")/swarm-migrate.sh" --contract
 
 heads=$(run_migrate --heads) || die "cannot read the migrations' heads ($runtime)"
 running=$(backend_schema_heads) ||

@@ -73,8 +73,8 @@ class Write:
 
 
 class SteadyWrites(Background):
-    """POST a new post every WRITE_PACE s (with the write token) while the `with` block runs; at
-    most MAX_WRITES."""
+    """POST a new post every WRITE_PACE s (with the write token and an Idempotency-Key) while the
+    `with` block runs; at most MAX_WRITES."""
 
     def __init__(self, stack, max_writes=MAX_WRITES):
         self.stack = stack
@@ -94,7 +94,10 @@ class SteadyWrites(Background):
                 sent = time.monotonic()
                 try:
                     response = session.post(
-                        self.stack.base_url + "/api/posts", json={"title": title, "body": body}
+                        self.stack.base_url + "/api/posts",
+                        json={"title": title, "body": body},
+                        # As a client that may retry would send it (none is retried here).
+                        headers={"Idempotency-Key": f"{self.run}-{number}"},
                     )
                     outcome, payload = response.status_code, response.json()
                 except (requests.RequestException, ValueError) as error:
