@@ -1,6 +1,7 @@
 """Swarm tier: the stack on Docker Swarm keeps its secrets, its isolation and its site up while it
 is updated, rolled back and broken (compose.swarm.yaml, scripts/swarm-*.sh, docs/swarm.md)."""
 
+import base64
 import io
 import json
 import time
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import make_client
-from tests.e2e.load import SteadyReads
-from tests.stack import secret_lines, wait_until
+from tests.e2e.load import SteadyReads, SteadyWrites
+from tests.stack import REPO, migration_heads, secret_lines, wait_until
 from tests.stack.swarm import docker
 
 pytestmark = pytest.mark.swarm
@@ -168,6 +169,46 @@ def test_rolling_update_of_the_backend_under_read_load_fails_no_request(stack):
     assert load.failures == [], f"{len(load.failures)} of {len(load.results)}: {load.failures[:10]}"
     assert service_image(stack, "backend") == image
     assert replicas(stack, "backend") == f"{stack.backend_replicas}/{stack.backend_replicas}"
+
+
+def next_release_image(stack):
+    """This session's backend image with the next release's expand migration added (posts.content,
+    tests/releases/next): a release whose deploy adds a column."""
+    migration = (
+        REPO / "tests" / "releases" / "next" / "versions" / "expand" / "0006_posts_content.py"
+    )
+    encoded = base64.b64encode(migration.read_bytes()).decode()
+    target = f"/app/migrations/versions/expand/{migration.name}"
+    # The image's files are root's; its user is the app's.
+    steps = f"USER root\nRUN echo {encoded} | base64 -d > {target}\nUSER 10001:10001"
+    return build_backend_variant(stack, "next", steps)
+
+
+def test_deploy_of_a_release_that_adds_a_column_fails_no_request_and_loses_no_write(stack):
+    previous = service_image(stack, "backend")
+    image = next_release_image(stack)
+    try:
+        with SteadyReads(stack) as reads, SteadyWrites(stack, 900) as writes:
+            wait_until(writes.acknowledged, 15, "the first acknowledged write")
+            deployed = stack.deploy(BACKEND_IMAGE=image)
+            ended = time.monotonic()
+            wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the deploy")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        # The migrate job ran the expand migration before the replicas changed.
+        assert "content" in stack.root_sql("SHOW COLUMNS FROM app.posts")
+        assert reads.failures == [], reads.failures[:10]
+        assert [w for w in writes.writes if w.outcome != 201] == []
+        titles = stack.root_sql("SELECT title FROM app.posts").splitlines()
+        assert {titles.count(w.title) for w in writes.writes} == {1}
+    finally:
+        # What the other tests deploy on: this session's release and its schema.
+        stack.root_sql(
+            "ALTER TABLE app.posts DROP COLUMN IF EXISTS content;"
+            f"UPDATE app.alembic_version SET version_num = '{migration_heads()['expand']}'"
+            " WHERE version_num = '0006';"
+        )
+        restored = stack.deploy(BACKEND_IMAGE=previous)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
 
 
 def test_restart_backend_replaces_every_task_under_read_load_and_fails_no_request(stack):
