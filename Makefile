@@ -36,9 +36,9 @@ REGISTRY    ?= $(call dotenv,REGISTRY)
 IMAGE_TAG   ?= $(call dotenv,IMAGE_TAG)
 export SECRETS_DIR CERTS_DIR BACKUP_DIR BACKUP_COPY_DIR
 # The operations (backup, restore, rotate-secret, rotate-token, retire-tokens, reload-proxy,
-# restart-backend, migrate-contract, db-shell; deploy and rollback: compose only) act on the native stack while `make native-up`'s one runs, else on
-# production (scripts/lib/stack.sh tells which); RUNTIME=compose|native|swarm chooses (swarm:
-# SWARM_STACK, on the node that runs the database).
+# restart-backend, deploy, migrate-contract, db-shell; rollback: compose only) act on the native
+# stack while `make native-up`'s one runs, else on production (scripts/lib/stack.sh tells which);
+# RUNTIME=compose|native|swarm chooses (swarm: SWARM_STACK, on the node that runs the database).
 RUNTIME ?=
 # Only when set: an empty value would hide the defaults of the scripts and the native runner.
 $(foreach name,SERVER_NAME HTTP_PORT HTTPS_PORT SWARM_STACK REGISTRY IMAGE_TAG,$(if $($(name)),$(eval export $(name))))
@@ -161,7 +161,7 @@ reload-proxy: ## nginx re-reads its configuration and certificates, dropping no 
 restart-backend: ## Restart the backend one replica at a time, dropping no request (after changing its environment)
 	@scripts/restart-backend.sh
 
-deploy: docker-check ## Production (compose): build this checkout's backend, run its expand migrations, replace the replicas one by one
+deploy: ## This checkout's backend: its expand migrations, then the replicas one at a time (natively: gunicorn's reload)
 	@scripts/deploy.sh
 
 rollback: docker-check ## Production (compose): back to the backend image the last deploy replaced, replica by replica

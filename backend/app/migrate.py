@@ -5,6 +5,11 @@ runs before any replica changes, since the release before works on an expanded s
 --contract, every migration (alembic upgrade heads): run by `make migrate-contract` once every
 replica runs this release. --heads prints the heads this code ships and touches no database.
 
+A database a later release migrated (revisions this code does not know: `make prod-up` after
+`make rollback`) is left as it is when it has every table and column this code uses, since a
+later release's expand migrations only add; it is refused, saying what is missing, once that
+release's contract step has removed something this code needs.
+
 The database can report healthy before its init scripts have created the accounts, so the
 first connection is retried with exponential backoff for up to MIGRATE_TIMEOUT seconds (60).
 Sample posts are inserted only when SEED_SAMPLE_POSTS=1 and the table is empty.
@@ -24,7 +29,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from . import posts
+from . import idempotency, posts
 from .config import Config, ConfigError
 from .db import connect_args
 from .logging import configure_logging
@@ -55,6 +60,41 @@ def pending(current):
     script = scripts()
     ran = {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
     return sorted({r.revision for r in script.walk_revisions()} - ran)
+
+
+def missing_columns(conn):
+    """The columns this code reads or writes that the database lacks, as table.column."""
+    inspector = sa.inspect(conn)
+    missing = []
+    for table in (posts.posts, idempotency.keys):
+        found = set()
+        if inspector.has_table(table.name):
+            found = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in found]
+    return missing
+
+
+def later_release(conn, current, unknown, argv):
+    """The exit status for a database at CURRENT, whose UNKNOWN heads this code does not know."""
+    where = f"the database schema is at {','.join(current)}, from a later release"
+    if argv == ["--contract"]:
+        log.error("refused: %s: its contract step is that release's (make migrate-contract)", where)
+        return 1
+    missing = missing_columns(conn)
+    if missing:
+        log.error(
+            "refused: %s, and lacks %s, which this code uses: that release's contract step ran. "
+            "Deploy that release, or restore a backup taken before it (docs/deploy.md)",
+            where,
+            ", ".join(missing),
+        )
+        return 1
+    log.info(
+        "%s (%s unknown here); it has every table and column this code uses: nothing to do",
+        where,
+        ",".join(unknown),
+    )
+    return 0
 
 
 def connect_with_backoff(engine, timeout, first_delay=0.5, max_delay=5.0):
@@ -122,6 +162,10 @@ def main(argv):
     log.info("migrating %s to %s", config.safe_url, target)
     try:
         with connect_with_backoff(engine, timeout) as conn:
+            current = sorted(MigrationContext.configure(conn).get_current_heads())
+            unknown = sorted(set(current) - {r.revision for r in scripts().walk_revisions()})
+            if unknown:
+                return later_release(conn, current, unknown, argv)
             alembic_cfg = AlembicConfig(str(ALEMBIC_INI))
             alembic_cfg.attributes["connection"] = conn
             command.upgrade(alembic_cfg, target)

@@ -110,11 +110,13 @@ native_workers() {
 # health CONTAINER: its health check's status (starting, healthy, unhealthy).
 health() { docker inspect --format '{{.State.Health.Status}}' "$1"; }
 
-# wait_healthy CONTAINER SECONDS: returns 0 once CONTAINER is healthy, 1 after SECONDS.
+# wait_healthy CONTAINER SECONDS: returns 0 once CONTAINER is healthy, 1 after SECONDS or once
+# it no longer runs.
 wait_healthy() {
   local deadline=$((SECONDS + $2))
   until [[ $(health "$1") == healthy ]]; do
-    ((SECONDS < deadline)) || return 1
+    ((SECONDS < deadline)) && [[ $(docker inspect --format '{{.State.Running}}' "$1") == true ]] ||
+      return 1
     sleep 1
   done
 }

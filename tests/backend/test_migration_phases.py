@@ -215,6 +215,17 @@ def test_a_column_renamed_over_two_releases_keeps_every_post_and_the_release_bef
         assert (versions, "content" in columns, "body" in columns) == (["0006"], True, True)
         assert posts_content(migrator) == (("before", "b1"),)
 
+        # This release's migrate service, as `make prod-up` after `make rollback` runs it: the
+        # schema is a later release's, and has all this release uses, so there is nothing to do.
+        ran = run_migrate(migrator)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "from a later release (0006 unknown here)" in ran.stdout, ran.stdout
+        assert schema(migrator)[0] == ["0006"]
+        # Its contract step is the later release's to take.
+        ran = run_migrate(migrator, "--contract")
+        assert (ran.returncode, ran.stderr) == (1, ""), ran.stderr
+        assert "refused: the database schema is at 0006, from a later release" in ran.stdout
+
         # This release, the one before the next, reads and writes on the expanded schema.
         created = client.post("/api/posts", json={"title": "during", "body": "b2"})
         assert created.status_code == 201, created.get_json()
@@ -238,3 +249,8 @@ def test_a_column_renamed_over_two_releases_keeps_every_post_and_the_release_bef
     # 0007 depends on 0006: alembic_version keeps 0007 alone.
     assert (versions, "body" in columns) == (["0007"], False)
     assert posts_content(migrator) == (("before", "b1"), ("during", "b2"), ("next", "b3"))
+    # The release before does not work on a contracted schema, and its migrate says so.
+    ran = run_migrate(migrator)
+    assert (ran.returncode, ran.stderr) == (1, ""), ran.stderr
+    assert "refused: the database schema is at 0007, from a later release" in ran.stdout
+    assert "lacks posts.body, which this code uses" in ran.stdout

@@ -1,17 +1,28 @@
 """`make deploy` and `make rollback` (docs/deploy.md, "Deploying a new version"): a release that
-adds a column goes out replica by replica under reads and writes (10 and 4 a second: within the
-per-client limits, so that every refusal is a failure) with no failed request and no write lost
-or stored twice; back again the same way; and a release whose replicas never turn
-healthy, or answer 5xx, is rolled back by itself, saying which."""
+adds a column goes out one replica at a time under reads and writes (16 and 3 a second: the
+per-client limit of 20 requests a second, so that every refusal is a failure) with no failed
+request and no write lost or stored twice; back again the same way; and a release whose replicas
+never turn healthy, or answer 5xx, or that loses a replica halfway, is rolled back by itself,
+saying which."""
 
 import os
 import statistics
 import subprocess
+import threading
 import time
 
 import pytest
 
-from tests.e2e.load import SteadyReads, SteadyWrites
+from tests.e2e.load import (
+    DEPLOY_READS_PER_SECOND as READS,
+)
+from tests.e2e.load import (
+    DEPLOY_WRITES_PER_SECOND as WRITES,
+)
+from tests.e2e.load import (
+    SteadyReads,
+    SteadyWrites,
+)
 from tests.stack import REPO, next_release, wait_until
 
 pytestmark = pytest.mark.compose
@@ -50,12 +61,33 @@ def backend_images(stack):
     return sorted(c["Image"] for c in stack.inspect("backend") if c["State"]["Running"])
 
 
-def stored_once(stack, writes):
-    """Whether each acknowledged write is stored exactly once, and no refused one at all."""
-    titles = stack.root_sql("SELECT title FROM app.posts").splitlines()
-    return {w.title: titles.count(w.title) for w in writes.writes} == {
-        w.title: int(w.outcome == 201) for w in writes.writes
-    }
+def running_backends(stack, since, until):
+    """The fewest and the most backend containers that ran at once between two time.time()
+    readings, from the engine's start and die events."""
+    running = len(backend_images(stack))
+    events = stack.engine.events(
+        since=since,
+        until=until,
+        filters={
+            "type": "container",
+            "event": ["start", "die"],
+            "label": [
+                f"com.docker.compose.project={stack.project}",
+                "com.docker.compose.service=backend",
+            ],
+        },
+        decode=True,
+    )
+    changes = [1 if e["status"] == "start" else -1 for e in events]
+    # Counted back from now: what ran before the first event.
+    counts = [running - sum(changes)]
+    for change in changes:
+        counts.append(counts[-1] + change)
+    return min(counts), max(counts)
+
+
+def titles(stack):
+    return stack.root_sql("SELECT title FROM app.posts").splitlines()
 
 
 def p99(durations):
@@ -66,10 +98,14 @@ def test_a_release_that_adds_a_column_deploys_and_rolls_back_with_no_failed_requ
     stack, tmp_path
 ):
     before = backend_images(stack)
-    with SteadyReads(stack) as steady:
-        wait_until(lambda: len(steady.results) >= 50, 30, "50 reads of the steady state")
-    with SteadyReads(stack) as reads, SteadyWrites(stack, 900) as writes:
+    with SteadyReads(stack, per_second=READS) as steady:
+        wait_until(lambda: len(steady.results) >= 100, 30, "100 reads of the steady state")
+    with (
+        SteadyReads(stack, per_second=READS) as reads,
+        SteadyWrites(stack, 900, per_second=WRITES) as writes,
+    ):
         wait_until(writes.acknowledged, 15, "the first acknowledged write")
+        started = time.time()
         deployed, took = deploy(stack, next_release(tmp_path / "next", ["expand"]))
         ended = time.monotonic()
         wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the deploy")
@@ -77,24 +113,29 @@ def test_a_release_that_adds_a_column_deploys_and_rolls_back_with_no_failed_requ
     assert "expand migrations done" in deployed.stdout
     after = backend_images(stack)
     assert len(after) == len(before) and set(after).isdisjoint(before), (before, after)
+    # One replica at a time: never fewer replicas than before, never more than one extra.
+    assert running_backends(stack, started, time.time()) == (len(before), len(before) + 1)
     # The expand migration ran: the release before and this one read and write beside it.
     assert "content" in stack.root_sql("SHOW COLUMNS FROM app.posts")
     assert reads.failures == [], reads.failures[:10]
     assert [w for w in writes.writes if w.outcome != 201] == []
-    assert stored_once(stack, writes)
+    assert writes.stored_once(titles(stack))
     print(
         f"deploy: {took:.0f} s; p99 of reads {p99([t for _, _, t in reads.results]) * 1000:.0f} ms "
         f"during it, {p99([t for _, _, t in steady.results]) * 1000:.0f} ms before"
     )
 
-    with SteadyReads(stack) as reads, SteadyWrites(stack, 900) as writes:
+    with (
+        SteadyReads(stack, per_second=READS) as reads,
+        SteadyWrites(stack, 900, per_second=WRITES) as writes,
+    ):
         wait_until(writes.acknowledged, 15, "the first acknowledged write")
         rolled, _ = deploy(stack, REPO, "rollback")
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert backend_images(stack) == before
     assert reads.failures == [], reads.failures[:10]
     assert [w for w in writes.writes if w.outcome != 201] == []
-    assert stored_once(stack, writes)
+    assert writes.stored_once(titles(stack))
 
 
 def never_healthy(backend):
@@ -112,18 +153,21 @@ def test_a_release_whose_replicas_never_turn_healthy_is_rolled_back_with_no_fail
     stack, tmp_path
 ):
     before = backend_images(stack)
-    with SteadyReads(stack) as reads, SteadyWrites(stack, 900) as writes:
+    with (
+        SteadyReads(stack, per_second=READS) as reads,
+        SteadyWrites(stack, 900, per_second=WRITES) as writes,
+    ):
         wait_until(writes.acknowledged, 15, "the first acknowledged write")
         result, _ = deploy(
             stack, next_release(tmp_path / "unhealthy", ["expand"], never_healthy), **FAST_GIVE_UP
         )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rolled back: new replica" in result.stderr
-    assert "after 25 s" in result.stderr
+    assert "not ready within 25 s" in result.stderr
     assert backend_images(stack) == before
     assert reads.failures == [], reads.failures[:10]
     assert [w for w in writes.writes if w.outcome != 201] == []
-    assert stored_once(stack, writes)
+    assert writes.stored_once(titles(stack))
 
 
 def test_a_release_whose_replicas_answer_5xx_is_rolled_back(stack, tmp_path):
@@ -134,10 +178,54 @@ def test_a_release_whose_replicas_answer_5xx_is_rolled_back(stack, tmp_path):
             stack, next_release(tmp_path / "failing", ["expand"], lists_fail), **FAST_GIVE_UP
         )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "rolled back: the new replicas answered" in result.stderr
+    assert "rolled back: new replica" in result.stderr
     assert "with a 5xx in 10 s (limit 5%)" in result.stderr
     assert backend_images(stack) == before
     # Served again by the release before alone.
     with SteadyReads(stack) as reads:
         wait_until(lambda: len(reads.results) >= 20, 30, "20 reads after the rollback")
     assert reads.failures == [], reads.failures[:10]
+
+
+def test_a_release_that_loses_a_replica_halfway_is_rolled_back_to_as_many_replicas_as_before(
+    stack, tmp_path
+):
+    """The first old replica has stopped when the second new one goes (stopped from outside,
+    as a node's operator or the OOM killer might): the old image takes its place again."""
+    before = backend_images(stack)
+    old_ids = {c["Id"] for c in stack.inspect("backend") if c["State"]["Running"]}
+    lost = []
+
+    def lose_the_second_new_replica(done):
+        first = None
+        while not done.is_set():
+            running = {c["Id"] for c in stack.inspect("backend") if c["State"]["Running"]}
+            new = running - old_ids
+            if first is None and len(new) == 1:
+                first = new.pop()
+            elif first is not None and old_ids - running and new - {first}:
+                lost.extend(new - {first})
+                stack.engine.stop(lost[0], timeout=30)
+                return
+            done.wait(0.2)
+
+    done = threading.Event()
+    saboteur = threading.Thread(target=lose_the_second_new_replica, args=(done,), daemon=True)
+    with (
+        SteadyReads(stack, per_second=READS) as reads,
+        SteadyWrites(stack, 900, per_second=WRITES) as writes,
+    ):
+        wait_until(writes.acknowledged, 15, "the first acknowledged write")
+        saboteur.start()
+        try:
+            result, _ = deploy(stack, next_release(tmp_path / "lost", ["expand"]), **FAST_GIVE_UP)
+        finally:
+            done.set()
+            saboteur.join(30)
+    assert lost, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"rolled back: new replica {lost[0][:12]}" in result.stderr
+    assert backend_images(stack) == before
+    assert reads.failures == [], reads.failures[:10]
+    assert [w for w in writes.writes if w.outcome != 201] == []
+    assert writes.stored_once(titles(stack))

@@ -11,25 +11,37 @@ from tests.e2e.conftest import make_client
 from tests.stack import Background
 
 # 10 requests a second: well below the per-client limit (20 r/s), so every refusal is a failure.
-PACE = 0.1
+READS_PER_SECOND = 10
 # 4 writes a second, below the write limit (5 r/s): no write is refused with a 429.
-WRITE_PACE = 0.25
+WRITES_PER_SECOND = 4
+# A deploy's load: about the 20 reads and 3 writes a second that a deploy must serve without a
+# failure, within the per-client limit of 20 requests a second (one client stands for many).
+DEPLOY_READS_PER_SECOND, DEPLOY_WRITES_PER_SECOND = 16, 3
 # At most 15 s of writes; a list page (limit=100) holds every one of them.
 MAX_WRITES = 60
 
 
 class SteadyReads(Background):
-    """GET PATH every PACE s from a thread while the `with` block runs; at most MAX_REQUESTS and
-    MAX_SECONDS. Each request on a new connection, as a client arriving during the operation.
+    """GET PATH PER_SECOND times a second from a thread while the `with` block runs; at most
+    MAX_REQUESTS and MAX_SECONDS. Each request on a new connection, as a client arriving during
+    the operation.
 
         with SteadyReads(stack) as load:
             operation()
         assert load.failures == []
     """
 
-    def __init__(self, stack, path="/api/posts?limit=5", max_requests=3000, max_seconds=600):
+    def __init__(
+        self,
+        stack,
+        path="/api/posts?limit=5",
+        max_requests=3000,
+        max_seconds=600,
+        per_second=READS_PER_SECOND,
+    ):
         self.url = stack.base_url + path
         self.stack = stack
+        self.pace = 1 / per_second
         self.max_requests, self.max_seconds = max_requests, max_seconds
         # (time.monotonic() when sent, status code or error text, seconds until the answer)
         self.results = []
@@ -48,7 +60,7 @@ class SteadyReads(Background):
                 except requests.RequestException as error:
                     outcome = f"{type(error).__name__}: {error}"
                 self.results.append((sent, outcome, time.monotonic() - sent))
-                self.stopped.wait(PACE)
+                self.stopped.wait(max(0.0, sent + self.pace - time.monotonic()))
 
     def sent_between(self, start, end):
         """How many requests were sent between two time.monotonic() readings."""
@@ -73,11 +85,12 @@ class Write:
 
 
 class SteadyWrites(Background):
-    """POST a new post every WRITE_PACE s (with the write token and an Idempotency-Key) while the
-    `with` block runs; at most MAX_WRITES."""
+    """POST a new post PER_SECOND times a second (with the write token and an Idempotency-Key)
+    while the `with` block runs; at most MAX_WRITES."""
 
-    def __init__(self, stack, max_writes=MAX_WRITES):
+    def __init__(self, stack, max_writes=MAX_WRITES, per_second=WRITES_PER_SECOND):
         self.stack = stack
+        self.pace = 1 / per_second
         self.max_writes = max_writes
         self.run = uuid.uuid4().hex[:8]
         self.writes: list[Write] = []
@@ -103,7 +116,14 @@ class SteadyWrites(Background):
                 except (requests.RequestException, ValueError) as error:
                     outcome, payload = f"{type(error).__name__}: {error}", None
                 self.writes.append(Write(sent, time.monotonic(), title, body, outcome, payload))
-                self.stopped.wait(max(0.0, sent + WRITE_PACE - time.monotonic()))
+                self.stopped.wait(max(0.0, sent + self.pace - time.monotonic()))
 
     def acknowledged(self, since=0.0):
         return [w for w in self.writes if w.outcome == 201 and w.sent >= since]
+
+    def stored_once(self, titles):
+        """Whether TITLES (of the posts in the database) hold each acknowledged write exactly
+        once, and no refused one at all."""
+        return {w.title: titles.count(w.title) for w in self.writes} == {
+            w.title: int(w.outcome == 201) for w in self.writes
+        }

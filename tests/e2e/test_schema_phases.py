@@ -8,7 +8,12 @@ import subprocess
 import time
 
 from native.compose import compose_command
-from tests.e2e.load import SteadyReads, SteadyWrites
+from tests.e2e.load import (
+    DEPLOY_READS_PER_SECOND,
+    DEPLOY_WRITES_PER_SECOND,
+    SteadyReads,
+    SteadyWrites,
+)
 from tests.stack import REPO, migration_heads, next_release, wait_until
 
 
@@ -66,7 +71,10 @@ def test_contract_step_runs_once_every_worker_runs_this_release_and_fails_no_req
     # What the migrate service left: the expand branch's head, not the contract one's.
     assert heads["contract"] not in schema(stack)
     assert heads["expand"] in schema(stack)
-    with SteadyReads(stack) as reads, SteadyWrites(stack, max_writes=240) as writes:
+    with (
+        SteadyReads(stack, per_second=DEPLOY_READS_PER_SECOND) as reads,
+        SteadyWrites(stack, 240, per_second=DEPLOY_WRITES_PER_SECOND) as writes,
+    ):
         wait_until(writes.acknowledged, 15, "the first acknowledged write")
         result = run([REPO / "scripts" / "migrate-contract.sh"], stack)
         ended = time.monotonic()
