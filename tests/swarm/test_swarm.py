@@ -258,12 +258,10 @@ def test_a_backend_image_that_never_turns_healthy_is_rolled_back_and_the_site_se
     previous = service_image(stack, "backend")
     # gunicorn never starts: /healthz never answers, so no new replica ever turns healthy.
     image = build_backend_variant(stack, "broken", 'CMD ["sleep", "86400"]')
-    with SteadyReads(stack) as load:
-        wait_until(lambda: load.results, 10, "the first request of the load")
-        deployed = stack.deploy(BACKEND_IMAGE=image)
+    deployed, reads, writes = under_deploy_load(stack, lambda: stack.deploy(BACKEND_IMAGE=image))
     assert deployed.returncode != 0
     assert "rolled back to its previous version" in deployed.stderr
-    assert load.failures == [], f"{len(load.failures)} of {len(load.results)}: {load.failures[:10]}"
+    assert_nothing_failed_or_lost(stack, reads, writes)
     assert service_image(stack, "backend") == previous
     with make_client(stack) as client:
         assert client.get(stack.base_url + "/readyz").status_code == 200
