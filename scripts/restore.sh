@@ -40,18 +40,12 @@ position=$(fact position)
 [[ -n $revision ]] ||
   die "refused: $file holds no Alembic revision (table alembic_version): not a backup of this app"
 
-# The revisions this code knows (backend/migrations/versions/, its expand/ and contract/ too)
-# and its heads (revisions no other one revises). Both quote styles: alembic's template writes
-# repr(), ruff double quotes.
-quoted_values() {
-  grep -rh --include='*.py' "^$1 = " "$repo/backend/migrations/versions" |
-    grep -oE "[\"'][^\"']+[\"']" | tr -d "\"'"
-}
-mapfile -t known < <(quoted_values revision | sort -u)
-mapfile -t revised < <(quoted_values down_revision | sort -u)
-heads=$(comm -23 <(printf '%s\n' "${known[@]}") <(printf '%s\n' "${revised[@]}") | paste -sd, -)
+# The revisions this code knows, and its heads, from Alembic (the migrate image's code; natively
+# this checkout's).
+known=$(run_migrate --revisions) || die "cannot read this code's migrations ($runtime)"
+heads=$(run_migrate --heads) || die "cannot read this code's migration heads ($runtime)"
 for rev in ${revision//,/ }; do
-  printf '%s\n' "${known[@]}" | grep -xF "$rev" >/dev/null ||
+  [[ ,$known, == *,"$rev",* ]] ||
     die "refused: $file is at schema revision $rev, newer than this code (heads: $heads); restore it with the code that made it"
 done
 

@@ -1,9 +1,11 @@
-"""`python -m app.migrate [--contract | --heads]`: the schema migrations, as DB_USER (the migrator).
+"""`python -m app.migrate [--contract | --heads | --revisions]`: the schema migrations, as DB_USER
+(the migrator).
 
 Without an option, the expand migrations (alembic upgrade expand@head): what the migrate service
 runs before any replica changes, since the release before works on an expanded schema. With
 --contract, every migration (alembic upgrade heads): run by `make migrate-contract` once every
-replica runs this release. --heads prints the heads this code ships and touches no database.
+replica runs this release. --heads prints the heads this code ships, --revisions every revision it
+knows (what a backup's schema may be at, scripts/restore.sh); neither touches a database.
 
 A database a later release migrated (revisions this code does not know: `make prod-up` after
 `make rollback`) is left as it is when it has every table and column this code uses, since a
@@ -143,11 +145,14 @@ def seed(conn):
 
 def main(argv):
     configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
-    if argv not in ([], ["--contract"], ["--heads"]):
-        log.error("usage: python -m app.migrate [--contract | --heads]")
+    if argv not in ([], ["--contract"], ["--heads"], ["--revisions"]):
+        log.error("usage: python -m app.migrate [--contract | --heads | --revisions]")
         return 2
     if argv == ["--heads"]:
         print(",".join(code_heads()))
+        return 0
+    if argv == ["--revisions"]:
+        print(",".join(sorted(r.revision for r in scripts().walk_revisions())))
         return 0
     target = "heads" if argv == ["--contract"] else "expand@head"
     try:

@@ -196,8 +196,13 @@ heads_of_workers() { sed -n "s/^backend_schema_heads{.*heads=\"\([^\"]*\)\".*} 1
 
 # run_migrate ARGS...: python -m app.migrate ARGS as the migrate service runs (compose: its
 # image, on dbnet; natively: this checkout's code, in the environment the native stack gave it).
+# On Swarm, the migrate job's image without a network: for what needs no database (--heads,
+# --revisions); the job itself migrates (scripts/swarm-migrate.sh).
 run_migrate() {
-  if [[ $runtime == native ]]; then
+  if [[ $runtime == swarm ]]; then
+    docker run --rm --network none "$(docker service inspect --format \
+      '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "${swarm_stack}_migrate")" python -m app.migrate "$@"
+  elif [[ $runtime == native ]]; then
     (
       set -a
       # shellcheck source=/dev/null

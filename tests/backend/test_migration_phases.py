@@ -188,6 +188,13 @@ def test_heads_name_the_schema_each_release_needs(next_release):
     assert migrate({}, "--heads", backend=next_release).strip() == "0006,0007"
 
 
+def test_revisions_name_every_schema_a_release_can_restore(next_release):
+    assert migrate({}, "--revisions").strip() == "0001,0002,0003,0004,0005"
+    assert migrate({}, "--revisions", backend=next_release).strip() == (
+        "0001,0002,0003,0004,0005,0006,0007"
+    )
+
+
 def test_a_column_renamed_over_two_releases_keeps_every_post_and_the_release_before_working(
     release_db, secrets_dir, next_release, write_token
 ):
