@@ -139,11 +139,6 @@ class Nginx:
             raise
         return self
 
-    def reload(self) -> None:
-        """Graceful reload (SIGHUP) after re-rendering the templates from self.env."""
-        prepare_conf_dir(self.rundir, self.env)
-        self.proc.send_signal(signal.SIGHUP)
-
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
