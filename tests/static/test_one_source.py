@@ -22,7 +22,7 @@ from tests.static.tree import repository_files
 DOCKERFILE_BASE = {"backend/Dockerfile": "PYTHON_IMAGE", "proxy/Dockerfile": "NGINX_IMAGE"}
 HEALTHCHECK = re.compile(r"(?mi)^\s*HEALTHCHECK\s")
 # An image name with a version, not a registry-free stand-in such as offline/python:3.11-slim.
-IMAGE_VERSION = re.compile(r"(?<![\w./-])(python|nginx|mariadb):\d")
+IMAGE_VERSION = re.compile(r"(?<![\w./-])(python|nginx|mariadb|certbot/certbot):v?\d")
 # How comment lines start: shell, Python, YAML, nginx, Makefile; Jinja; SQL; JavaScript and CSS.
 COMMENT_MARKS = ("#", "{#", "--", "//", "/*", "*")
 MARKDOWN_FILE = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w.-]+\.md)\b")
@@ -42,9 +42,14 @@ def compose_image_defaults():
 
 def test_base_image_versions_are_pinned_in_compose_yaml_only():
     pins = compose_image_defaults()
-    # The base images, and the monitoring profile's (which nothing builds on).
-    monitoring = {"PROMETHEUS_IMAGE", "MYSQLD_EXPORTER_IMAGE", "NGINX_EXPORTER_IMAGE"}
-    assert set(pins) == {"PYTHON_IMAGE", "NGINX_IMAGE", "MARIADB_IMAGE", *monitoring}
+    # The base images, and the monitoring and certbot profiles' (which nothing builds on).
+    profiles = {
+        "PROMETHEUS_IMAGE",
+        "MYSQLD_EXPORTER_IMAGE",
+        "NGINX_EXPORTER_IMAGE",
+        "CERTBOT_IMAGE",
+    }
+    assert set(pins) == {"PYTHON_IMAGE", "NGINX_IMAGE", "MARIADB_IMAGE", *profiles}
     for dockerfile, argument in DOCKERFILE_BASE.items():
         text = (ROOT / dockerfile).read_text()
         assert re.search(rf"(?m)^ARG {argument}$", text), (
@@ -65,6 +70,7 @@ def test_base_image_versions_are_pinned_in_compose_yaml_only():
     assert copies == []
     # Control: the search finds a pinned image, and passes over a stand-in.
     assert IMAGE_VERSION.search("FROM nginx:1.30-alpine")
+    assert IMAGE_VERSION.search("image: certbot/certbot:v5.10.0")
     assert not IMAGE_VERSION.search("NGINX_IMAGE=offline/nginx:1.22")
 
 
