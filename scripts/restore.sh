@@ -40,8 +40,8 @@ position=$(fact position)
 [[ -n $revision ]] ||
   die "refused: $file holds no Alembic revision (table alembic_version): not a backup of this app"
 
-# The revisions this code knows, and its heads, from Alembic (the migrate image's code; natively
-# this checkout's).
+# The revisions this code knows, and its heads, from Alembic: the migrate image's code (on Swarm,
+# the migrate job's image; natively, this checkout's).
 known=$(run_migrate --revisions) || die "cannot read this code's migrations ($runtime)"
 heads=$(run_migrate --heads) || die "cannot read this code's migration heads ($runtime)"
 for rev in ${revision//,/ }; do

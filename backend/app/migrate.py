@@ -7,10 +7,12 @@ runs before any replica changes, since the release before works on an expanded s
 replica runs this release. --heads prints the heads this code ships, --revisions every revision it
 knows (what a backup's schema may be at, scripts/restore.sh); neither touches a database.
 
-A database a later release migrated (revisions this code does not know: `make prod-up` after
-`make rollback`) is left as it is when it has every table and column this code uses, since a
-later release's expand migrations only add; it is refused, saying what is missing, once that
-release's contract step has removed something this code needs.
+A database at revisions this code does not know is taken for a later release's (the release
+before, started again after a rollback). It is left as it is when this code can work on it: every
+table and column this code uses is there, and every other column of its tables may be left out
+of an insert (nullable, or with a default), as a later release's expand migrations leave them.
+Otherwise that release's contract step has run, and it is refused, saying what stands in the way.
+A contract step that only adds a constraint goes unseen.
 
 The database can report healthy before its init scripts have created the accounts, so the
 first connection is retried with exponential backoff for up to MIGRATE_TIMEOUT seconds (60).
@@ -64,16 +66,24 @@ def pending(current):
     return sorted({r.revision for r in script.walk_revisions()} - ran)
 
 
-def missing_columns(conn):
-    """The columns this code reads or writes that the database lacks, as table.column."""
+def unworkable(conn):
+    """What in the database this code cannot work with, one phrase each: a column of its tables
+    that is missing, or one it does not know that an insert of its cannot leave out."""
     inspector = sa.inspect(conn)
-    missing = []
+    problems = []
     for table in (posts.posts, idempotency.keys):
-        found = set()
-        if inspector.has_table(table.name):
-            found = {column["name"] for column in inspector.get_columns(table.name)}
-        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in found]
-    return missing
+        found = inspector.get_columns(table.name) if inspector.has_table(table.name) else []
+        names = {column["name"] for column in found}
+        problems += [f"lacks {table.name}.{c.name}" for c in table.columns if c.name not in names]
+        problems += [
+            f"requires {table.name}.{column['name']}"
+            for column in found
+            if column["name"] not in table.columns
+            and not column["nullable"]
+            and column.get("default") is None
+            and not column.get("autoincrement")
+        ]
+    return problems
 
 
 def later_release(conn, current, unknown, argv):
@@ -82,17 +92,17 @@ def later_release(conn, current, unknown, argv):
     if argv == ["--contract"]:
         log.error("refused: %s: its contract step is that release's (make migrate-contract)", where)
         return 1
-    missing = missing_columns(conn)
-    if missing:
+    problems = unworkable(conn)
+    if problems:
         log.error(
-            "refused: %s, and lacks %s, which this code uses: that release's contract step ran. "
-            "Deploy that release, or restore a backup taken before it (docs/deploy.md)",
+            "refused: %s, and %s, which this code cannot work with: that release's contract step "
+            "ran. Deploy that release, or restore a backup taken before it (docs/deploy.md)",
             where,
-            ", ".join(missing),
+            ", ".join(problems),
         )
         return 1
     log.info(
-        "%s (%s unknown here); it has every table and column this code uses: nothing to do",
+        "%s (%s unknown here); this code works on it: nothing to do",
         where,
         ",".join(unknown),
     )
@@ -168,6 +178,8 @@ def main(argv):
     try:
         with connect_with_backoff(engine, timeout) as conn:
             current = sorted(MigrationContext.configure(conn).get_current_heads())
+            # Alembic gives each migration its own transaction only on a connection in none.
+            conn.rollback()
             unknown = sorted(set(current) - {r.revision for r in scripts().walk_revisions()})
             if unknown:
                 return later_release(conn, current, unknown, argv)

@@ -14,8 +14,8 @@ from tests.stack import Background
 READS_PER_SECOND = 10
 # 4 writes a second, below the write limit (5 r/s): no write is refused with a 429.
 WRITES_PER_SECOND = 4
-# A deploy's load: about the 20 reads and 3 writes a second that a deploy must serve without a
-# failure, within the per-client limit of 20 requests a second (one client stands for many).
+# A deploy's load: 3 writes a second, and as many reads as one client may add within the
+# per-client limit of 20 requests a second (one client stands for many).
 DEPLOY_READS_PER_SECOND, DEPLOY_WRITES_PER_SECOND = 16, 3
 # At most 15 s of writes; a list page (limit=100) holds every one of them.
 MAX_WRITES = 60

@@ -99,3 +99,18 @@ def test_make_backup_dir_creates_it_0700_for_uid_999(tmp_path):
     info = target.stat()
     assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (999, 999, 0o700)
     assert make("backup-dir", f"BACKUP_DIR={target}").stdout.startswith("kept ")
+
+
+@pytest.mark.parametrize("runtime", ["native", "swarm"])
+def test_deploy_elsewhere_than_compose_is_refused_naming_the_way_there(runtime, tmp_path):
+    # Natively a HUP reload keeps the code gunicorn's master imported; Swarm rolls by itself.
+    described = tmp_path / "stack.env"
+    described.write_text("")
+    env = {**os.environ, "STACK_RUNTIME": runtime, "NATIVE_STACK_ENV": str(described)}
+    result = subprocess.run(
+        [ROOT / "scripts" / "deploy.sh"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "make native-down native-up" in result.stderr, result.stderr
+    assert "make swarm-deploy" in result.stderr, result.stderr
