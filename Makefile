@@ -36,7 +36,7 @@ REGISTRY    ?= $(call dotenv,REGISTRY)
 IMAGE_TAG   ?= $(call dotenv,IMAGE_TAG)
 export SECRETS_DIR CERTS_DIR BACKUP_DIR BACKUP_COPY_DIR
 # The operations (backup, restore, rotate-secret, rotate-token, retire-tokens, reload-proxy,
-# restart-backend, migrate-contract, db-shell; deploy and rollback: compose only) act on the native
+# restart-backend, deploy, migrate-contract, db-shell; rollback: compose only) act on the native
 # stack while `make native-up`'s one runs, else on production (scripts/lib/stack.sh tells which);
 # RUNTIME=compose|native|swarm chooses (swarm: SWARM_STACK, on the node that runs the database).
 RUNTIME ?=
@@ -161,7 +161,7 @@ reload-proxy: ## nginx re-reads its configuration and certificates, dropping no 
 restart-backend: ## Restart the backend one replica at a time, dropping no request (after changing its environment)
 	@scripts/restart-backend.sh
 
-deploy: docker-check ## Production (compose): build this checkout's backend, run its expand migrations, replace the replicas one at a time
+deploy: ## This checkout's backend: its expand migrations, then the replicas one at a time (natively: gunicorn's reload)
 	@scripts/deploy.sh
 
 rollback: docker-check ## Production (compose): back to the backend image the last deploy replaced, replica by replica

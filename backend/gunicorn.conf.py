@@ -148,6 +148,13 @@ def when_ready(server):
     server.log.info("metrics on http://%s/metrics", metrics_bind)
 
 
+def on_reload(server):
+    # A HUP's new workers import the app anew, so they run the code on disk now (natively, make
+    # deploy): this file's imports keep the master's copy, which its hooks go on using.
+    for name in [name for name in sys.modules if name == "app" or name.startswith("app.")]:
+        del sys.modules[name]
+
+
 def child_exit(server, worker):
     # A dead worker's gauges would otherwise be summed in forever, and its files pile up.
     metrics.mark_worker_dead(worker.pid, os.environ["PROMETHEUS_MULTIPROC_DIR"])

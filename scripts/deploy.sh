@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/deploy.sh            (make deploy)    this checkout's backend, replica by replica
 #        scripts/deploy.sh rollback   (make rollback)  back to the backend image the last deploy replaced
-# Production under compose (compose.yaml + compose.prod.yaml), without a failed request;
-# docs/deploy.md, "Deploying a new version".
+# Without a failed request; docs/deploy.md, "Deploying a new version". Production under compose
+# (compose.yaml + compose.prod.yaml), or natively:
 #   deploy: builds the backend and migrate images, tags the new one with the commit and keeps the
 #     running one as :previous, runs the expand migrations (the migrate service), then rolls.
 #   rollback: rolls to :previous. The schema stays: the release before works on an expanded one,
@@ -13,42 +13,20 @@
 # a 5xx over DEPLOY_WATCH seconds (15), one old replica stops, finishing its requests; then the
 # next. Otherwise every replica of the new image goes, the image before is the service's again,
 # on as many replicas as before, and the script exits 1 saying why.
+#   natively: this checkout's expand migrations, then gunicorn's graceful reload (HUP: a new
+#     generation of workers imports the code on disk), accepted as a new replica is. Nothing rolls
+#     back by itself (no image of the code before), and rollback is refused.
 set -euo pipefail
 # shellcheck source=scripts/lib/stack.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
 
 action=${1:-deploy}
 [[ $action == deploy || $action == rollback ]] || die "usage: $0 [rollback]"
-# Natively, gunicorn's HUP starts new workers from a master that has imported the app (its
-# configuration uses app.metrics), so they would run the code it started with.
-[[ $runtime == compose ]] ||
-  die "compose only. Natively: git pull, then make native-down native-up (the migrations run, and the backend is away for seconds); on Swarm: make swarm-deploy"
+[[ $runtime != swarm ]] ||
+  die "on Swarm: make swarm-deploy (BACKEND_IMAGE=<the image before> goes back)"
 health_timeout=${DEPLOY_HEALTH_TIMEOUT:-120}
 watch=${DEPLOY_WATCH:-15}
 max_5xx_percent=${DEPLOY_MAX_5XX_PERCENT:-5}
-
-project=$("${compose[@]}" config | sed -n 's/^name: //p')
-image=$project-backend
-old_ids=$("${compose[@]}" ps --quiet backend)
-[[ -n $old_ids ]] || die "no backend replica runs: start production first (make prod-up)"
-replicas=$(wc -l <<<"$old_ids")
-running=$(docker inspect --format '{{.Image}}' "$(head -n 1 <<<"$old_ids")")
-
-if [[ $action == deploy ]]; then
-  "${compose[@]}" build --quiet backend migrate
-  commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  docker tag "$image" "$image:$commit"
-  docker tag "$running" "$image:previous"
-  say "built $image:$commit; the running image stays as $image:previous"
-  migrated=$("${compose[@]}" run --rm --no-deps -T migrate 2>&1) ||
-    die "the expand migrations failed, no replica changed:
-$(tail -n 20 <<<"$migrated")"
-  say "expand migrations done"
-else
-  docker image inspect "$image:previous" >/dev/null 2>&1 ||
-    die "no $image:previous: nothing was deployed on this host with make deploy"
-  docker tag "$image:previous" "$image"
-fi
 
 # start_replica: one more backend replica, of the service's image; prints its id.
 start_replica() {
@@ -70,7 +48,7 @@ stop_replica() {
 # answered REPLICA: "ALL 5XX", the requests it has answered so far (its health checks and
 # readiness probes aside), and those with a 5xx.
 answered() {
-  docker exec "$1" python -c "$print_metrics" |
+  replica_metrics "$1" |
     awk '/^http_requests_total\{/ && !/route="\/(healthz|readyz)"/ {
         all += $NF; if ($0 ~ /status="5xx"/) bad += $NF
       } END {printf "%d %d\n", all, bad}'
@@ -81,12 +59,12 @@ answered() {
 # second: the upstream re-resolves `backend`), all within health_timeout; else "rejected: why".
 judge() {
   local deadline=$((SECONDS + health_timeout)) before after all_before bad_before all bad
-  wait_healthy "$1" "$health_timeout" || {
+  [[ $runtime == native ]] || wait_healthy "$1" "$health_timeout" || {
     echo "rejected: is not healthy within $health_timeout s ($(docker inspect --format \
       '{{.State.Status}}, {{.State.Health.Status}}' "$1" 2>&1)): $(last_health_output "$1")"
     return
   }
-  until docker exec "$1" python -c "$print_metrics" 2>/dev/null | grep '^backend_ready 1' >/dev/null; do
+  until replica_metrics "$1" 2>/dev/null | grep '^backend_ready 1' >/dev/null; do
     ((SECONDS < deadline)) || { echo "rejected: is healthy but not ready within $health_timeout s" && return; }
     sleep 1
   done
@@ -119,6 +97,44 @@ give_up() {
   done
   die "rolled back: $1; the image before serves again, on $replicas replicas"
 }
+
+if [[ $runtime == native ]]; then
+  [[ $action == deploy ]] ||
+    die "natively there is no image to go back to: check out the release before, then make deploy"
+  migrated=$(run_migrate 2>&1) ||
+    die "the expand migrations failed, the workers have not changed:
+$(tail -n 20 <<<"$migrated")"
+  say "expand migrations done"
+  restart_backends
+  verdict=$(judge native)
+  [[ $verdict == accepted:* ]] ||
+    die "the new workers ${verdict#rejected: }; natively nothing rolls back by itself: check out the release before, then make deploy"
+  say "the new workers are $verdict"
+  exit 0
+fi
+
+project=$("${compose[@]}" config | sed -n 's/^name: //p')
+image=$project-backend
+old_ids=$("${compose[@]}" ps --quiet backend)
+[[ -n $old_ids ]] || die "no backend replica runs: start production first (make prod-up)"
+replicas=$(wc -l <<<"$old_ids")
+running=$(docker inspect --format '{{.Image}}' "$(head -n 1 <<<"$old_ids")")
+
+if [[ $action == deploy ]]; then
+  "${compose[@]}" build --quiet backend migrate
+  commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  docker tag "$image" "$image:$commit"
+  docker tag "$running" "$image:previous"
+  say "built $image:$commit; the running image stays as $image:previous"
+  migrated=$("${compose[@]}" run --rm --no-deps -T migrate 2>&1) ||
+    die "the expand migrations failed, no replica changed:
+$(tail -n 20 <<<"$migrated")"
+  say "expand migrations done"
+else
+  docker image inspect "$image:previous" >/dev/null 2>&1 ||
+    die "no $image:previous: nothing was deployed on this host with make deploy"
+  docker tag "$image:previous" "$image"
+fi
 
 for old in $old_ids; do
   new=$(start_replica) || give_up "compose could not start a new replica"

@@ -43,10 +43,16 @@ DEFAULT_BIND = "0.0.0.0:9100"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "(unmatched)"
 
+# Under gunicorn (multiprocess mode) the values go to files that the master sums, and no process
+# reads its own registry; registering nowhere lets the workers of a HUP import this module anew
+# (gunicorn.conf.py, on_reload) beside the master's copy. Elsewhere the process serves its own.
+_REGISTRY = None if "PROMETHEUS_MULTIPROC_DIR" in os.environ else REGISTRY
+
 REQUESTS = Counter(
     "http_requests_total",
     "Requests answered, by method, route template and status class (2xx, 4xx, ...).",
     ["method", "route", "status"],
+    registry=_REGISTRY,
 )
 LATENCY = Histogram(
     "http_request_duration_seconds",
@@ -54,22 +60,31 @@ LATENCY = Histogram(
     ["method", "route"],
     # From a list read (~2 ms) to nginx's 5 s proxy_read_timeout.
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=_REGISTRY,
 )
 IN_PROGRESS = Gauge(
-    "http_requests_in_progress", "Requests being served now.", multiprocess_mode="livesum"
+    "http_requests_in_progress",
+    "Requests being served now.",
+    multiprocess_mode="livesum",
+    registry=_REGISTRY,
 )
 POOL_CHECKED_OUT = Gauge(
-    "db_pool_checked_out", "Database connections in use by requests.", multiprocess_mode="livesum"
+    "db_pool_checked_out",
+    "Database connections in use by requests.",
+    multiprocess_mode="livesum",
+    registry=_REGISTRY,
 )
 POOL_OVERFLOW = Gauge(
     "db_pool_overflow",
     "Connections open beyond DB_POOL_SIZE (at most DB_MAX_OVERFLOW per worker).",
     multiprocess_mode="livesum",
+    registry=_REGISTRY,
 )
 POOL_LIMIT = Gauge(
     "db_pool_limit",
     "Connections the pools may hold: DB_POOL_SIZE + DB_MAX_OVERFLOW per worker.",
     multiprocess_mode="livesum",
+    registry=_REGISTRY,
 )
 SCHEMA_HEADS = Gauge(
     "backend_schema_heads",
@@ -77,10 +92,12 @@ SCHEMA_HEADS = Gauge(
     "written for (make migrate-contract waits until every worker's are the migration's).",
     ["heads"],
     multiprocess_mode="liveall",
+    registry=_REGISTRY,
 )
 POOL_TIMEOUTS = Counter(
     "db_pool_timeouts_total",
     "Requests that waited DB_POOL_TIMEOUT for a connection and got none (answered 503).",
+    registry=_REGISTRY,
 )
 
 

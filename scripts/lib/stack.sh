@@ -179,15 +179,25 @@ print_metrics='import os, urllib.request
 port = os.environ["METRICS_BIND"].rpartition(":")[2]
 print(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())'
 
+# replica_metrics REPLICA: the metrics page of a backend replica's gunicorn master (natively, of
+# the one gunicorn, whatever REPLICA says).
+replica_metrics() {
+  if [[ $runtime == native ]]; then
+    METRICS_BIND=$BACKEND_METRICS_BIND "$PYTHON" -c "$print_metrics"
+  else
+    docker exec "$1" python -c "$print_metrics"
+  fi
+}
+
 # backend_schema_heads: "REPLICA HEADS" for each live gunicorn worker of every backend replica,
 # HEADS being the migration heads its code ships (the backend_schema_heads metric).
 backend_schema_heads() {
   local id
   if [[ $runtime == native ]]; then
-    METRICS_BIND=$BACKEND_METRICS_BIND "$PYTHON" -c "$print_metrics" | heads_of_workers native
+    replica_metrics native | heads_of_workers native
   else
     for id in $("${compose[@]}" ps --quiet backend); do
-      docker exec "$id" python -c "$print_metrics" | heads_of_workers "${id:0:12}"
+      replica_metrics "$id" | heads_of_workers "${id:0:12}"
     done
   fi
 }

@@ -101,16 +101,11 @@ def test_make_backup_dir_creates_it_0700_for_uid_999(tmp_path):
     assert make("backup-dir", f"BACKUP_DIR={target}").stdout.startswith("kept ")
 
 
-@pytest.mark.parametrize("runtime", ["native", "swarm"])
-def test_deploy_elsewhere_than_compose_is_refused_naming_the_way_there(runtime, tmp_path):
-    # Natively a HUP reload keeps the code gunicorn's master imported; Swarm rolls by itself.
-    described = tmp_path / "stack.env"
-    described.write_text("")
-    env = {**os.environ, "STACK_RUNTIME": runtime, "NATIVE_STACK_ENV": str(described)}
+def test_deploy_on_swarm_is_refused_naming_the_way_there():
+    env = {**os.environ, "STACK_RUNTIME": "swarm"}
     result = subprocess.run(
         [ROOT / "scripts" / "deploy.sh"],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "make native-down native-up" in result.stderr, result.stderr
     assert "make swarm-deploy" in result.stderr, result.stderr
