@@ -32,6 +32,8 @@ max_5xx_percent=${DEPLOY_MAX_5XX_PERCENT:-5}
 start_replica() {
   local before output
   before=$("${compose[@]}" ps --all --quiet backend | sort)
+  # --no-recreate: the running replicas stay as they are, though their image is no longer the
+  # service's.
   output=$("${compose[@]}" up --detach --no-deps --no-recreate \
     --scale "backend=$(($(grep -c . <<<"$before") + 1))" backend 2>&1) ||
     { tail -n 3 <<<"$output" >&2 && return 1; }

@@ -59,11 +59,16 @@ def code_heads():
     return sorted(scripts().get_heads())
 
 
+def code_revisions():
+    """Every migration this code ships, sorted."""
+    return sorted(r.revision for r in scripts().walk_revisions())
+
+
 def pending(current):
     """The migrations of this code that a database at CURRENT (its heads) has not run, sorted."""
     script = scripts()
     ran = {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
-    return sorted({r.revision for r in script.walk_revisions()} - ran)
+    return sorted(set(code_revisions()) - ran)
 
 
 def unworkable(conn):
@@ -162,7 +167,7 @@ def main(argv):
         print(",".join(code_heads()))
         return 0
     if argv == ["--revisions"]:
-        print(",".join(sorted(r.revision for r in scripts().walk_revisions())))
+        print(",".join(code_revisions()))
         return 0
     target = "heads" if argv == ["--contract"] else "expand@head"
     try:
@@ -180,7 +185,7 @@ def main(argv):
             current = sorted(MigrationContext.configure(conn).get_current_heads())
             # Alembic gives each migration its own transaction only on a connection in none.
             conn.rollback()
-            unknown = sorted(set(current) - {r.revision for r in scripts().walk_revisions()})
+            unknown = sorted(set(current) - set(code_revisions()))
             if unknown:
                 return later_release(conn, current, unknown, argv)
             alembic_cfg = AlembicConfig(str(ALEMBIC_INI))

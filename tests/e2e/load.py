@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import requests
 
 from tests.e2e.conftest import make_client
-from tests.stack import Background
+from tests.stack import Background, wait_until
 
 # 10 requests a second: well below the per-client limit (20 r/s), so every refusal is a failure.
 READS_PER_SECOND = 10
@@ -127,3 +127,30 @@ class SteadyWrites(Background):
         return {w.title: titles.count(w.title) for w in self.writes} == {
             w.title: int(w.outcome == 201) for w in self.writes
         }
+
+
+def under_deploy_load(stack, operation):
+    """OPERATION() under a deploy's reads and writes, from the first acknowledged write until one
+    more is acknowledged after it; (its result, the reads, the writes)."""
+    with (
+        SteadyReads(stack, per_second=DEPLOY_READS_PER_SECOND) as reads,
+        SteadyWrites(stack, 900, per_second=DEPLOY_WRITES_PER_SECOND) as writes,
+    ):
+        wait_until(writes.acknowledged, 15, "the first acknowledged write")
+        result = operation()
+        ended = time.monotonic()
+        wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the operation")
+    return result, reads, writes
+
+
+def stored_titles(stack):
+    """The titles of every post in STACK's database."""
+    return stack.root_sql("SELECT title FROM app.posts").splitlines()
+
+
+def assert_nothing_failed_or_lost(reads, writes, titles):
+    """No read failed, every write was acknowledged, and TITLES (the posts' in the database) hold
+    each exactly once."""
+    assert reads.failures == [], reads.failures[:10]
+    assert [w for w in writes.writes if w.outcome != 201] == []
+    assert writes.stored_once(titles)

@@ -9,19 +9,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from tests.e2e.conftest import make_client
-from tests.e2e.load import (
-    DEPLOY_READS_PER_SECOND,
-    DEPLOY_WRITES_PER_SECOND,
-    SteadyReads,
-    SteadyWrites,
-)
-from tests.stack import REPO, free_port, next_release, wait_until
+from tests.e2e.load import assert_nothing_failed_or_lost, under_deploy_load
+from tests.stack import REPO, free_port, next_release
 from tests.stack.native import NativeStack
 
 # The next release's code change: every answer says which release made it.
@@ -88,18 +82,6 @@ def native_checkout(tmp_path, certs_dir, secrets_dir):
         native("down")
 
 
-def script(checkout, stack, name, *args, sql=None):
-    return subprocess.run(
-        [checkout / "scripts" / name, *args],
-        env={**os.environ, **stack.script_env()},
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def schema_heads_of_workers(stack):
     """The migration heads each live gunicorn worker's code ships (backend_schema_heads)."""
     settings = (stack.run_dir / "stack.env").read_text()
@@ -115,27 +97,22 @@ def test_a_release_that_adds_a_column_and_changes_code_deploys_natively_with_no_
     checkout, stack = native_checkout
     assert (schema_heads_of_workers(stack), release_of(stack)) == ({"0004,0005"}, None)
     git_pull(checkout)
-    with (
-        SteadyReads(stack, per_second=DEPLOY_READS_PER_SECOND) as reads,
-        SteadyWrites(stack, 900, per_second=DEPLOY_WRITES_PER_SECOND) as writes,
-    ):
-        wait_until(writes.acknowledged, 15, "the first acknowledged write")
-        deployed = script(checkout, stack, "deploy.sh")
-        ended = time.monotonic()
-        wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the deploy")
+    deployed, reads, writes = under_deploy_load(
+        stack, lambda: stack.run_script("deploy.sh", checkout=checkout)
+    )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "expand migrations done" in deployed.stdout
     # Every worker runs the new code, on the schema its expand step made.
     assert schema_heads_of_workers(stack) == {"0005,0006"}
     assert {release_of(stack) for _ in range(10)} == {"next"}
     sql = "SHOW COLUMNS FROM app.posts; SELECT title FROM app.posts"
-    database = script(checkout, stack, "db-shell.sh", "--batch", "--skip-column-names", sql=sql)
+    database = stack.run_script(
+        "db-shell.sh", "--batch", "--skip-column-names", input=sql, checkout=checkout
+    )
     assert "content" in database.stdout, database.stdout + database.stderr
-    assert reads.failures == [], reads.failures[:10]
-    assert [w for w in writes.writes if w.outcome != 201] == []
-    assert writes.stored_once(database.stdout.splitlines())
+    assert_nothing_failed_or_lost(reads, writes, database.stdout.splitlines())
 
     # Natively there is no image of the code before to go back to, and rollback says so.
-    refused = script(checkout, stack, "deploy.sh", "rollback")
+    refused = stack.run_script("deploy.sh", "rollback", checkout=checkout)
     assert refused.returncode == 1
     assert "check out the release before, then make deploy" in refused.stderr

@@ -5,16 +5,10 @@ while one runs other code."""
 
 import os
 import subprocess
-import time
 
 from native.compose import compose_command
-from tests.e2e.load import (
-    DEPLOY_READS_PER_SECOND,
-    DEPLOY_WRITES_PER_SECOND,
-    SteadyReads,
-    SteadyWrites,
-)
-from tests.stack import REPO, migration_heads, next_release, wait_until
+from tests.e2e.load import assert_nothing_failed_or_lost, stored_titles, under_deploy_load
+from tests.stack import REPO, migration_heads, next_release
 
 
 def schema(stack):
@@ -71,16 +65,9 @@ def test_contract_step_runs_once_every_worker_runs_this_release_and_fails_no_req
     # What the migrate service left: the expand branch's head, not the contract one's.
     assert heads["contract"] not in schema(stack)
     assert heads["expand"] in schema(stack)
-    with (
-        SteadyReads(stack, per_second=DEPLOY_READS_PER_SECOND) as reads,
-        SteadyWrites(stack, 240, per_second=DEPLOY_WRITES_PER_SECOND) as writes,
-    ):
-        wait_until(writes.acknowledged, 15, "the first acknowledged write")
-        result = run([REPO / "scripts" / "migrate-contract.sh"], stack)
-        ended = time.monotonic()
-        wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the contract step")
+    result, reads, writes = under_deploy_load(
+        stack, lambda: run([REPO / "scripts" / "migrate-contract.sh"], stack)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert schema(stack) == sorted(heads.values())
-    assert reads.failures == [], reads.failures[:10]
-    refused = [w for w in writes.writes if w.outcome != 201]
-    assert refused == [], f"{len(refused)} of {len(writes.writes)} writes: {refused[:5]}"
+    assert_nothing_failed_or_lost(reads, writes, stored_titles(stack))

@@ -226,12 +226,12 @@ class ScriptOperations:
     """The Stack operations that run scripts/*.sh, for a runner that has script_env()."""
 
     def run_script(
-        self, script, *args, timeout=300, input=None, env_override=None, check=False
+        self, script, *args, timeout=300, input=None, env_override=None, check=False, checkout=REPO
     ) -> subprocess.CompletedProcess:
-        """scripts/SCRIPT ARGS with this stack's settings, as `make` runs it; with CHECK, a
-        failure raises with the script's output."""
+        """scripts/SCRIPT ARGS (of CHECKOUT: another release's) with this stack's settings, as
+        `make` runs it; with CHECK, a failure raises with the script's output."""
         result = subprocess.run(
-            [SCRIPTS / script, *map(str, args)],
+            [Path(checkout) / "scripts" / script, *map(str, args)],
             env={**os.environ, **self.script_env(), **(env_override or {})},
             input=input,
             capture_output=True,

@@ -11,10 +11,10 @@ import pytest
 
 from tests.e2e.conftest import make_client
 from tests.e2e.load import (
-    DEPLOY_READS_PER_SECOND,
-    DEPLOY_WRITES_PER_SECOND,
     SteadyReads,
-    SteadyWrites,
+    assert_nothing_failed_or_lost,
+    stored_titles,
+    under_deploy_load,
 )
 from tests.stack import REPO, migration_heads, secret_lines, wait_until
 from tests.stack.swarm import docker
@@ -189,25 +189,6 @@ def next_release_image(stack):
     return build_backend_variant(stack, "next", steps)
 
 
-def under_deploy_load(stack, operation):
-    """OPERATION() under a deploy's reads and writes; (its result, reads, writes)."""
-    with (
-        SteadyReads(stack, per_second=DEPLOY_READS_PER_SECOND) as reads,
-        SteadyWrites(stack, 900, per_second=DEPLOY_WRITES_PER_SECOND) as writes,
-    ):
-        wait_until(writes.acknowledged, 15, "the first acknowledged write")
-        result = operation()
-        ended = time.monotonic()
-        wait_until(lambda: writes.acknowledged(since=ended), 30, "a write after the operation")
-    return result, reads, writes
-
-
-def assert_nothing_failed_or_lost(stack, reads, writes):
-    assert reads.failures == [], reads.failures[:10]
-    assert [w for w in writes.writes if w.outcome != 201] == []
-    assert writes.stored_once(stack.root_sql("SELECT title FROM app.posts").splitlines())
-
-
 def test_deploy_of_a_release_that_adds_a_column_and_back_fails_no_request_and_loses_no_write(
     stack,
 ):
@@ -220,7 +201,7 @@ def test_deploy_of_a_release_that_adds_a_column_and_back_fails_no_request_and_lo
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         # The migrate job ran the expand migration before the replicas changed.
         assert "content" in stack.root_sql("SHOW COLUMNS FROM app.posts")
-        assert_nothing_failed_or_lost(stack, reads, writes)
+        assert_nothing_failed_or_lost(reads, writes, stored_titles(stack))
 
         # Back to the release before, as docs/swarm.md rolls back: its migrate job leaves the
         # later release's expanded schema as it is, and its replicas work on it.
@@ -230,7 +211,7 @@ def test_deploy_of_a_release_that_adds_a_column_and_back_fails_no_request_and_lo
         assert rolled.returncode == 0, rolled.stdout + rolled.stderr
         assert service_image(stack, "backend") == previous
         assert "content" in stack.root_sql("SHOW COLUMNS FROM app.posts")
-        assert_nothing_failed_or_lost(stack, reads, writes)
+        assert_nothing_failed_or_lost(reads, writes, stored_titles(stack))
     finally:
         # What the other tests deploy on: this session's release and its schema.
         stack.root_sql(
@@ -261,7 +242,7 @@ def test_a_backend_image_that_never_turns_healthy_is_rolled_back_and_the_site_se
     deployed, reads, writes = under_deploy_load(stack, lambda: stack.deploy(BACKEND_IMAGE=image))
     assert deployed.returncode != 0
     assert "rolled back to its previous version" in deployed.stderr
-    assert_nothing_failed_or_lost(stack, reads, writes)
+    assert_nothing_failed_or_lost(reads, writes, stored_titles(stack))
     assert service_image(stack, "backend") == previous
     with make_client(stack) as client:
         assert client.get(stack.base_url + "/readyz").status_code == 200
